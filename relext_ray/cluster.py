@@ -1,0 +1,21 @@
+"""Connecting to Ray: the cluster in ``RAY_ADDRESS`` (``ray job submit`` sets it), else a local one."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster named by ``RAY_ADDRESS``, or start a private local instance.
+
+    ``num_cpus`` applies only to a local instance (benchmarks use it to vary the workers).
+    """
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)

@@ -1,0 +1,56 @@
+"""The project's own JSONL: one canonical record per line (also ``predict``'s input)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from relext_ray.corpus.records import ReadResult, Reject, Sentence, sentence_from_dict
+from relext_ray.errors import RecordError
+
+
+def read_jsonl(path: str | Path, start: int = 0, stop: int | None = None) -> ReadResult:
+    """Read lines ``[start, stop)`` (0-based) of a JSONL file; blank lines are not records."""
+    result = ReadResult()
+    stem = Path(path).stem
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(itertools.islice(fh, start, stop), start=start + 1):
+            if not raw.strip():
+                continue
+            result.count("records_read")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                result.rejects.append(Reject(str(path), lineno, f"not UTF-8 text: {exc}"))
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                result.rejects.append(
+                    Reject(str(path), lineno, f"invalid JSON at column {exc.colno}: {exc.msg}")
+                )
+                continue
+            try:
+                result.sentences.append(sentence_from_dict(obj, f"{stem}:{lineno}"))
+                result.count("records_kept")
+            except RecordError as exc:
+                result.rejects.append(Reject(str(path), lineno, str(exc), field=exc.field))
+    return result
+
+
+def count_lines(path: str | Path) -> int:
+    """Physical lines in a file, read in 1 MiB blocks (fast on large corpora)."""
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def write_jsonl(sentences: list[Sentence], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for s in sentences:
+            fh.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")

@@ -1,0 +1,163 @@
+"""The canonical corpus record every reader produces and every later stage consumes.
+
+One sentence, its tokens (words, or characters for Chinese), its entity mentions as token
+offsets (end exclusive) and its relations as indices into the mentions. It is also the
+line format of our JSONL (``Sentence.to_dict`` / ``sentence_from_dict``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from relext_ray.errors import RecordError
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    start: int
+    end: int
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    head: int
+    tail: int
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    id: str
+    tokens: tuple[str, ...]
+    entities: tuple[Entity, ...] = ()
+    relations: tuple[Relation, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tokens": list(self.tokens),
+            "entities": [{"start": e.start, "end": e.end, "type": e.type} for e in self.entities],
+            "relations": [{"head": r.head, "tail": r.tail, "type": r.type} for r in self.relations],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A record that could not be read, and why; written to ``rejects.jsonl``."""
+
+    file: str
+    line: int
+    reason: str
+    split: str = ""
+    field: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "file": self.file,
+            "line": self.line,
+            "field": self.field,
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What reading one unit of input gave: sentences, rejects and counters for the statistics."""
+
+    sentences: list[Sentence] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+
+def _int(value: Any, field_name: str) -> int:
+    # bool is an int in Python; a JSON true/false offset is a mistake, not a 1/0.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError(field_name, f"expected an integer, got {value!r}")
+    return value
+
+
+def _str(value: Any, field_name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise RecordError(field_name, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _list(value: Any, field_name: str) -> list:
+    if not isinstance(value, list):
+        raise RecordError(field_name, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def check_entity(start: Any, end: Any, type_: Any, n_tokens: int, where: str) -> Entity:
+    start = _int(start, f"{where}.start")
+    end = _int(end, f"{where}.end")
+    type_ = _str(type_, f"{where}.type")
+    if end < start:
+        raise RecordError(where, f"end {end} is before start {start}")
+    if end == start:
+        raise RecordError(where, f"empty span [{start}, {end})")
+    if start < 0 or end > n_tokens:
+        raise RecordError(where, f"span [{start}, {end}) is out of range for {n_tokens} tokens")
+    return Entity(start, end, type_)
+
+
+def check_relations(raw: Any, n_entities: int) -> tuple[Relation, ...]:
+    relations = []
+    for i, rel in enumerate(_list(raw, "relations")):
+        where = f"relations[{i}]"
+        if not isinstance(rel, dict):
+            raise RecordError(where, "expected an object with head, tail and type")
+        for key in ("head", "tail", "type"):
+            if key not in rel:
+                raise RecordError(f"{where}.{key}", "missing field")
+        head = _int(rel["head"], f"{where}.head")
+        tail = _int(rel["tail"], f"{where}.tail")
+        for name, idx in (("head", head), ("tail", tail)):
+            if not 0 <= idx < n_entities:
+                raise RecordError(
+                    f"{where}.{name}", f"unknown relation argument {idx} ({n_entities} entities)"
+                )
+        if head == tail:
+            raise RecordError(where, f"head and tail are the same entity {head}")
+        relations.append(Relation(head, tail, _str(rel["type"], f"{where}.type")))
+    return tuple(relations)
+
+
+def check_tokens(raw: Any) -> tuple[str, ...]:
+    tokens = _list(raw, "tokens")
+    if not tokens:
+        raise RecordError("tokens", "a sentence needs at least one token")
+    for i, tok in enumerate(tokens):
+        if not isinstance(tok, str) or not tok:
+            raise RecordError(f"tokens[{i}]", f"expected a non-empty string, got {tok!r}")
+    return tuple(tokens)
+
+
+def sentence_from_dict(obj: Any, default_id: str) -> Sentence:
+    """Validate one canonical record; raise ``RecordError`` naming the bad field."""
+    if not isinstance(obj, dict):
+        raise RecordError("", f"expected a JSON object, got {type(obj).__name__}")
+    if "tokens" not in obj:
+        raise RecordError("tokens", "missing field")
+    tokens = check_tokens(obj["tokens"])
+    sid = obj.get("id", default_id)
+    if isinstance(sid, int) and not isinstance(sid, bool):
+        sid = str(sid)
+    sid = _str(sid, "id")
+    entities = []
+    for i, ent in enumerate(_list(obj.get("entities", []), "entities")):
+        where = f"entities[{i}]"
+        if not isinstance(ent, dict):
+            raise RecordError(where, "expected an object with start, end and type")
+        for key in ("start", "end", "type"):
+            if key not in ent:
+                raise RecordError(f"{where}.{key}", "missing field")
+        entities.append(check_entity(ent["start"], ent["end"], ent["type"], len(tokens), where))
+    relations = check_relations(obj.get("relations", []), len(entities))
+    return Sentence(sid, tokens, tuple(entities), relations)
