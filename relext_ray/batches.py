@@ -13,12 +13,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.records import Entity, Relation, Sentence
 from relext_ray.corpus.sources import Unit, read_unit
-from relext_ray.instances import Mode, TypeFilter, extract, feature_rows, relation_type_combos
+from relext_ray.instances import (
+    FEATURE_COLUMNS,
+    LIST_COLUMNS,
+    Mode,
+    TypeFilter,
+    extract,
+    features,
+    relation_type_combos,
+)
 from relext_ray.vocab import Vocabularies
 
 PARSED_SCHEMA = pa.schema([
@@ -123,13 +132,34 @@ class FeatureContext:
 
 
 def featurize(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
-    """Sentences → instance rows (kept by the type filter only)."""
-    rows: list[dict[str, Any]] = []
+    """Sentences → instance rows (kept by the type filter only), built column-wise."""
+    cols: dict[str, list[Any]] = {name: [] for name in FEATURE_COLUMNS}
+    mats: dict[str, list[np.ndarray]] = {name: [] for name in LIST_COLUMNS}
+    lengths: list[np.ndarray] = []
     for payload in _column(batch, "payload"):
         s = sentence_from_json(payload)
         kept, _, _ = extract(s, ctx.mode, ctx.type_filter)
-        rows.extend(feature_rows(s, kept, ctx.vocabs, ctx.max_distance, ctx.lowercase))
-    return pa.Table.from_pylist(rows, schema=INSTANCE_SCHEMA)
+        if not kept:
+            continue
+        f = features(s, kept, ctx.vocabs, ctx.max_distance, ctx.lowercase)
+        for name in FEATURE_COLUMNS:
+            cols[name].extend(f[name])
+        for name in LIST_COLUMNS:
+            mats[name].append(f[name].ravel())
+        lengths.append(np.full(len(kept), len(s.tokens), dtype=np.int32))
+    offsets = np.zeros(1 + sum(len(x) for x in lengths), dtype=np.int32)
+    if lengths:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    arrays = []
+    for fld in INSTANCE_SCHEMA:
+        if fld.name in LIST_COLUMNS:
+            values = (np.concatenate(mats[fld.name]) if mats[fld.name]
+                      else np.zeros(0, fld.type.value_type.to_pandas_dtype()))
+            arrays.append(pa.ListArray.from_arrays(
+                pa.array(offsets), pa.array(values, type=fld.type.value_type)))
+        else:
+            arrays.append(pa.array(cols[fld.name], type=fld.type))
+    return pa.Table.from_arrays(arrays, schema=INSTANCE_SCHEMA)
 
 
 def instance_counts(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.data.expressions import col
 
 from relext_ray import __version__
 from relext_ray.batches import (
@@ -115,24 +116,24 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
         .materialize()
     )
     splits = [s for s in SPLITS if any(u.split == s for u in units)]
-    sentences = parsed.filter(expr="kind == 'sentence'")
+    sentences = parsed.filter(expr=col("kind") == "sentence")
 
     stats: dict[str, Counter[str]] = {s: Counter() for s in splits}
-    for split, counts in _payloads(parsed.filter(expr="kind == 'counts'")):
+    for split, counts in _payloads(parsed.filter(expr=col("kind") == "counts")):
         stats[split].update(counts)
     with open(out / "rejects.jsonl", "w", encoding="utf-8") as fh:
-        for split, reject in _payloads(parsed.filter(expr="kind == 'reject'")):
+        for split, reject in _payloads(parsed.filter(expr=col("kind") == "reject")):
             stats[split]["rejected"] += 1
             fh.write(json.dumps(reject, ensure_ascii=False) + "\n")
 
-    vocabs, type_filter = build_vocabularies(sentences.filter(expr="split == 'train'"), cfg)
+    vocabs, type_filter = build_vocabularies(sentences.filter(expr=col("split") == "train"), cfg)
     vocabs.save(out / "vocab")
     type_filter.save(out / "type_filter.json")
     ctx = FeatureContext(cfg.mode, type_filter, vocabs, cfg.max_distance, cfg.lowercase)
 
     for split in splits:
         (
-            sentences.filter(expr=f"split == '{split}'")
+            sentences.filter(expr=col("split") == split)
             .map_batches(featurize, batch_format="pyarrow", fn_kwargs={"ctx": ctx}, **_compute(cfg))
             .write_parquet(str(out / split))
         )

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from relext_ray.corpus.records import Sentence
 from relext_ray.vocab import OTHER, OUTSIDE, UNK, Vocab, Vocabularies
 
@@ -160,13 +162,17 @@ def bio_tags(sentence: Sentence) -> list[str]:
     return tags
 
 
-def relative_positions(length: int, start: int, end: int, max_distance: int) -> list[int]:
-    """Signed distance of every token to the span [start, end), 0 inside, clipped to ±max."""
-    out = []
-    for i in range(length):
-        d = i - start if i < start else (i - (end - 1) if i >= end else 0)
-        out.append(max(-max_distance, min(max_distance, d)))
-    return out
+def relative_positions(length: int, starts: np.ndarray | int, ends: np.ndarray | int,
+                       max_distance: int) -> np.ndarray:
+    """Signed distance of every token to each span [start, end), 0 inside, clipped to ±max.
+
+    With arrays of k spans the result is a (k, length) matrix, one row per span.
+    """
+    idx = np.arange(length)
+    s = np.asarray(starts)[..., None]
+    e = np.asarray(ends)[..., None]
+    d = np.where(idx < s, idx - s, np.where(idx >= e, idx - (e - 1), 0))
+    return np.clip(d, -max_distance, max_distance)
 
 
 def tag_ids(tags: list[str], vocab: Vocab) -> list[int]:
@@ -174,37 +180,48 @@ def tag_ids(tags: list[str], vocab: Vocab) -> list[int]:
     return [vocab.get(t, unk.get(t[:1], vocab.get(OUTSIDE))) for t in tags]
 
 
-def feature_rows(sentence: Sentence, instances: list[Instance], vocabs: Vocabularies,
-                 max_distance: int, lowercase: bool = False) -> list[dict[str, Any]]:
-    """Model-ready rows; token and tag ids are computed once per sentence."""
-    if not instances:
-        return []
+FEATURE_COLUMNS = (
+    "instance_id", "sentence_id", "e1", "e2", "e1_start", "e1_end", "e1_type", "e2_start",
+    "e2_end", "e2_type", "length", "label", "label_id", "direction",
+)
+LIST_COLUMNS = ("token_ids", "pos1", "pos2", "tag_ids")
+
+
+def features(sentence: Sentence, instances: list[Instance], vocabs: Vocabularies,
+             max_distance: int, lowercase: bool = False) -> dict[str, Any]:
+    """Model-ready features of a sentence's instances, column-wise.
+
+    Scalar columns are lists with one value per instance; the list columns (``token_ids``,
+    ``pos1``, ``pos2``, ``tag_ids``) are (k, n) integer matrices, one row per instance. Token
+    and tag ids are computed once per sentence and shared by its instances.
+    """
+    k, n = len(instances), len(sentence.tokens)
+    ents = sentence.entities
     toks = [t.lower() for t in sentence.tokens] if lowercase else sentence.tokens
-    token_ids = [vocabs.tokens.id(t) for t in toks]
-    tags = tag_ids(bio_tags(sentence), vocabs.tags)
-    n = len(toks)
-    rows = []
-    for inst in instances:
-        e1, e2 = sentence.entities[inst.e1], sentence.entities[inst.e2]
-        rows.append({
-            "instance_id": inst.id,
-            "sentence_id": sentence.id,
-            "e1": inst.e1,
-            "e2": inst.e2,
-            "e1_start": e1.start,
-            "e1_end": e1.end,
-            "e1_type": e1.type,
-            "e2_start": e2.start,
-            "e2_end": e2.end,
-            "e2_type": e2.type,
-            "length": n,
-            "token_ids": token_ids,
-            "pos1": relative_positions(n, e1.start, e1.end, max_distance),
-            "pos2": relative_positions(n, e2.start, e2.end, max_distance),
-            "tag_ids": tags,
-            "label": inst.label,
-            # -1: a relation type the training split never had (the model cannot predict it).
-            "label_id": vocabs.labels.get(inst.label, -1),
-            "direction": inst.direction,
-        })
-    return rows
+    e1 = [ents[i.e1] for i in instances]
+    e2 = [ents[i.e2] for i in instances]
+    token_row = np.fromiter((vocabs.tokens.id(t) for t in toks), dtype=np.int32, count=n)
+    tag_row = np.asarray(tag_ids(bio_tags(sentence), vocabs.tags), dtype=np.int16)
+    return {
+        "instance_id": [i.id for i in instances],
+        "sentence_id": [sentence.id] * k,
+        "e1": [i.e1 for i in instances],
+        "e2": [i.e2 for i in instances],
+        "e1_start": [e.start for e in e1],
+        "e1_end": [e.end for e in e1],
+        "e1_type": [e.type for e in e1],
+        "e2_start": [e.start for e in e2],
+        "e2_end": [e.end for e in e2],
+        "e2_type": [e.type for e in e2],
+        "length": [n] * k,
+        # -1: a relation type the training split never had (the model cannot predict it).
+        "label": [i.label for i in instances],
+        "label_id": [vocabs.labels.get(i.label, -1) for i in instances],
+        "direction": [i.direction for i in instances],
+        "token_ids": np.broadcast_to(token_row, (k, n)),
+        "pos1": relative_positions(n, [e.start for e in e1], [e.end for e in e1],
+                                   max_distance).astype(np.int16).reshape(k, n),
+        "pos2": relative_positions(n, [e.start for e in e2], [e.end for e in e2],
+                                   max_distance).astype(np.int16).reshape(k, n),
+        "tag_ids": np.broadcast_to(tag_row, (k, n)),
+    }

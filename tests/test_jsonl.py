@@ -1,0 +1,41 @@
+import json
+
+from relext_ray.corpus.jsonl import count_lines, read_jsonl, write_jsonl
+from relext_ray.sample import SAMPLE_DIR, generate
+
+
+def test_rejects_carry_file_line_and_field(tmp_path):
+    good = {"id": "a", "tokens": ["x", "y"], "entities": [{"start": 0, "end": 1, "type": "T"}]}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        "",
+        json.dumps({"tokens": ["x"], "entities": [{"start": 0, "end": 3, "type": "T"}]}),
+        json.dumps([1, 2]),
+        json.dumps({"tokens": ["x"], "relations": [{"head": 0, "tail": 1, "type": "R"}]}),
+        json.dumps({**good, "id": "b"}),
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    res = read_jsonl(path)
+    assert [s.id for s in res.sentences] == ["a", "b"]
+    assert [(r.line, r.field) for r in res.rejects] == [
+        (2, ""), (4, "entities[0]"), (5, ""), (6, "relations[0].head")]
+    assert "invalid JSON" in res.rejects[0].reason
+    # the blank line is not a record
+    assert res.counts["records_read"] == 6 == res.counts["records_kept"] + len(res.rejects)
+
+
+def test_slices_and_line_count(tmp_path):
+    path = tmp_path / "s.jsonl"
+    write_jsonl(generate(seed=1, sizes={"x": 25})["x"], path)
+    assert count_lines(path) == 25
+    ids = [s.id for a in range(0, 25, 10) for s in read_jsonl(path, a, a + 10).sentences]
+    assert ids == [s.id for s in read_jsonl(path).sentences] and len(ids) == 25
+
+
+def test_shipped_sample_is_what_the_generator_writes(tmp_path):
+    for split, sentences in generate().items():
+        shipped = read_jsonl(SAMPLE_DIR / f"sample_{split}.jsonl")
+        assert shipped.rejects == []
+        assert shipped.sentences == sentences

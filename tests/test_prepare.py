@@ -1,0 +1,141 @@
+"""The Ray Data pipeline end to end, on a real Ray cluster and real Parquet files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from relext_ray.config import PrepareConfig
+from relext_ray.corpus.jsonl import write_jsonl
+from relext_ray.sample import SAMPLE_DIR, generate
+from relext_ray.vocab import Vocabularies
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def run(tmp_path: Path, name: str, **kw) -> tuple[dict, Path]:
+    from relext_ray.data import prepare
+
+    out = tmp_path / name
+    stats = prepare(PrepareConfig(out=out, **kw))
+    assert json.loads((out / "stats.json").read_text()) == stats
+    return stats, out
+
+
+def table(out: Path, split: str):
+    return pq.read_table(out / split).sort_by("instance_id")
+
+
+def check_consistent(stats: dict, out: Path) -> None:
+    """The Parquet rows are exactly the instances the statistics count."""
+    for split, st in stats.items():
+        t = table(out, split) if (out / split).exists() else None
+        rows = t.num_rows if t is not None else 0
+        assert rows == st["positives"] + st["negatives"], split
+        if t is not None:
+            labels = t.column("label").to_pylist()
+            assert sum(lb != "Other" for lb in labels) == st["positives"]
+            assert len(set(t.column("instance_id").to_pylist())) == rows  # no duplicates
+        assert st["records_read"] == st["records_kept"] + st["rejected"]
+
+
+def test_sample_corpus(tmp_path):
+    stats, out = run(tmp_path, "s", corpus="jsonl", data_dir=SAMPLE_DIR, mode="unordered")
+    assert list(stats) == ["train", "dev", "test"]
+    assert stats["train"]["sentences"] == 400 and stats["train"]["rejected"] == 0
+    check_consistent(stats, out)
+    t = table(out, "train")
+    assert t.schema.field("token_ids").type.value_type == pa.int32()
+    assert t.schema.field("pos1").type.value_type == pa.int16()
+    row = t.slice(0, 1).to_pylist()[0]
+    assert len(row["token_ids"]) == len(row["pos1"]) == len(row["tag_ids"]) == row["length"]
+    vocabs = Vocabularies.load(out / "vocab")
+    assert vocabs.tokens.items[:2] == ("<pad>", "<unk>")
+    assert vocabs.labels.items[0] == "Other"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["config"]["mode"] == "unordered" and meta["labels"] == list(vocabs.labels.items)
+    assert (out / "rejects.jsonl").read_text() == ""
+
+
+def _same_output(a: Path, b: Path) -> None:
+    for split in ("train", "dev", "test"):
+        assert table(a, split).equals(table(b, split)), split
+    for f in ("stats.json", "type_filter.json", "vocab/tokens.json", "vocab/tags.json",
+              "vocab/labels.json"):
+        assert (a / f).read_text() == (b / f).read_text(), f
+
+
+def test_output_does_not_depend_on_shard_count(tmp_path):
+    common = dict(corpus="jsonl", data_dir=SAMPLE_DIR, mode="ordered", chunk_size=37)
+    _, one = run(tmp_path, "one", num_shards=1, **common)
+    _, many = run(tmp_path, "many", num_shards=5, concurrency=2, **common)
+    assert len(list((many / "train").glob("*.parquet"))) > 1
+    _same_output(one, many)
+
+
+@pytest.mark.shared_data
+def test_real_conll04_shard_invariance(tmp_path, conll04_dir):
+    _, one = run(tmp_path, "one", corpus="conll04", data_dir=conll04_dir, num_shards=1)
+    _, many = run(tmp_path, "many", corpus="conll04", data_dir=conll04_dir, num_shards=4,
+                  chunk_size=100)
+    _same_output(one, many)
+
+
+def test_rejects_are_written_and_the_run_goes_on(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    sents = generate(seed=3, sizes={"train": 30, "dev": 10})
+    write_jsonl(sents["train"], data / "c_train.jsonl")
+    lines = [json.dumps(s.to_dict()) for s in sents["dev"]]
+    lines[2] = "{broken"
+    lines[5] = json.dumps({"tokens": ["a"], "entities": [{"start": 0, "end": 4, "type": "Peop"}]})
+    lines[7] = json.dumps({"id": "x", "tokens": ["a", "b"],
+                           "entities": [{"start": 0, "end": 1, "type": "Peop"}],
+                           "relations": [{"head": 0, "tail": 9, "type": "Kill"}]})
+    (data / "c_dev.jsonl").write_text("\n".join(lines) + "\n")
+    stats, out = run(tmp_path, "o", corpus="jsonl", data_dir=data, num_shards=2)
+    rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert sorted((r["split"], r["line"], r["field"]) for r in rejects) == [
+        ("dev", 3, ""), ("dev", 6, "entities[0]"), ("dev", 8, "relations[0].tail")]
+    assert all(r["file"].endswith("c_dev.jsonl") and r["reason"] for r in rejects)
+    assert stats["dev"]["rejected"] == 3 and stats["dev"]["sentences"] == 7
+    assert stats["dev"]["records_read"] == 10 == stats["dev"]["records_kept"] + 3
+    assert "test" not in stats
+    check_consistent(stats, out)
+
+
+def test_rerun_replaces_earlier_output(tmp_path):
+    _, out = run(tmp_path, "o", corpus="jsonl", data_dir=SAMPLE_DIR, num_shards=3)
+    stats, out = run(tmp_path, "o", corpus="jsonl", data_dir=SAMPLE_DIR, num_shards=1)
+    check_consistent(stats, out)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "relext_ray.prepare", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--corpus", "conll04", "--data-dir", "/nonexistent/dir", "--out", "x"],
+     "error: data directory not found: /nonexistent/dir"),
+    (["--corpus", "jsonl", "--data-dir", str(SAMPLE_DIR.parent), "--out", "x"],
+     "error: no training split for corpus 'jsonl'"),
+    (["--corpus", "jsonl", "--data-dir", str(SAMPLE_DIR), "--out", "x", "--num-shards", "0"],
+     "num_shards: Input should be greater than or equal to 1"),
+])
+def test_cli_errors_are_one_clear_message(args, message):
+    res = _cli(*args)
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_unknown_corpus():
+    res = _cli("--corpus", "ace05", "--data-dir", ".", "--out", "x")
+    assert res.returncode == 2 and "invalid choice: 'ace05'" in res.stderr
