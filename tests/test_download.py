@@ -69,7 +69,7 @@ def test_chinese_literature_from_a_file_url(tmp_path):
 
 
 def test_unreachable_mirror_is_a_clear_error(tmp_path, capsys, server):
-    with pytest.raises(RelextError, match="cannot download .*/nope/conll04_train.json"):
+    with pytest.raises(RelextError, match=r"cannot download .*/nope/conll04_train\.json"):
         download("conll04", tmp_path, base_url=f"{server}/nope")
     assert main(["conll04", "--dest", str(tmp_path), "--base-url", f"{server}/nope"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot download")

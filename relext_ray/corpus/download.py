@@ -35,7 +35,7 @@ SOURCES = {
 
 def _fetch(url: str, timeout: float) -> bytes:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http/file only)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.read()
     except OSError as exc:
         raise RelextError(f"cannot download {url}: {exc}") from None
