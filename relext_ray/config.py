@@ -21,7 +21,8 @@ class PrepareConfig(BaseModel):
     out: Path
     mode: Literal["unordered", "ordered"] = "unordered"
     num_shards: int = Field(4, ge=1, description="input blocks processed in parallel")
-    max_distance: int = Field(60, ge=1, description="relative positions are clipped to ±this")
+    max_distance: int = Field(60, ge=1, le=127,
+                              description="relative positions are clipped to ±this (int8)")
     min_freq: int = Field(1, ge=1, description="tokens seen fewer times in training are <unk>")
     lowercase: bool = False
     chunk_size: int = Field(256, ge=1, description="records per unit of work")

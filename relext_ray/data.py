@@ -56,7 +56,20 @@ STAT_KEYS = (
     "relations_ignored",
     "annotations_ignored",
 )
+# Repetitive strings compress well as dictionaries; the id lists would only grow a dictionary.
+DICTIONARY_COLUMNS = ("sentence_id", "e1_type", "e2_type", "label")
 OUTPUT_FILES = ("stats.json", "rejects.jsonl", "meta.json", "type_filter.json", "vocab")
+
+
+class _StageTimer:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now
 
 
 def _compute(cfg: PrepareConfig) -> dict[str, Any]:
@@ -102,9 +115,10 @@ def build_vocabularies(train: ray.data.Dataset, cfg: PrepareConfig
 def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     """Run the whole pipeline; return the statistics that are also written to ``stats.json``."""
     t0 = time.perf_counter()
+    timer = _StageTimer()
     units = plan_units(cfg.corpus, cfg.data_dir, cfg.chunk_size)
     init_ray()
-    out = Path(cfg.out)
+    out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _clear_outputs(out)
 
@@ -115,33 +129,40 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
                      fn_kwargs={"brat": cfg.brat_options()}, **_compute(cfg))
         .materialize()
     )
+    timer.lap("read")
     splits = [s for s in SPLITS if any(u.split == s for u in units)]
-    sentences = parsed.filter(expr=col("kind") == "sentence")
+    sentences = parsed.filter(expr=col("kind") == "sentence", **_compute(cfg))
 
     stats: dict[str, Counter[str]] = {s: Counter() for s in splits}
-    for split, counts in _payloads(parsed.filter(expr=col("kind") == "counts")):
+    for split, counts in _payloads(parsed.filter(expr=col("kind") == "counts", **_compute(cfg))):
         stats[split].update(counts)
     with open(out / "rejects.jsonl", "w", encoding="utf-8") as fh:
-        for split, reject in _payloads(parsed.filter(expr=col("kind") == "reject")):
+        for split, reject in _payloads(parsed.filter(expr=col("kind") == "reject", **_compute(cfg))):
             stats[split]["rejected"] += 1
             fh.write(json.dumps(reject, ensure_ascii=False) + "\n")
+    timer.lap("rejects")
 
-    vocabs, type_filter = build_vocabularies(sentences.filter(expr=col("split") == "train"), cfg)
+    vocabs, type_filter = build_vocabularies(sentences.filter(expr=col("split") == "train", **_compute(cfg)), cfg)
     vocabs.save(out / "vocab")
     type_filter.save(out / "type_filter.json")
+    timer.lap("vocabulary")
     ctx = FeatureContext(cfg.mode, type_filter, vocabs, cfg.max_distance, cfg.lowercase)
 
     for split in splits:
         (
-            sentences.filter(expr=col("split") == split)
+            sentences.filter(expr=col("split") == split, **_compute(cfg))
             .map_batches(featurize, batch_format="pyarrow", fn_kwargs={"ctx": ctx}, **_compute(cfg))
-            .write_parquet(str(out / split))
+            # Same concurrency fuses the write into the featurize tasks: N workers means N.
+            .write_parquet(str(out / split), concurrency=cfg.concurrency,
+                           use_dictionary=list(DICTIONARY_COLUMNS))
         )
+    timer.lap("instances")
     for split, counts in _payloads(
         sentences.map_batches(instance_counts, batch_format="pyarrow", fn_kwargs={"ctx": ctx},
                               **_compute(cfg))
     ):
         stats[split].update(counts)
+    timer.lap("statistics")
 
     result = {s: {k: int(stats[s].get(k, 0)) for k in STAT_KEYS} for s in splits}
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -153,6 +174,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
         "num_tags": len(vocabs.tags),
         "labels": list(vocabs.labels.items),
         "seconds": round(time.perf_counter() - t0, 3),
+        "stage_seconds": timer.laps,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
                                    encoding="utf-8")

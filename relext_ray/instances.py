@@ -220,8 +220,8 @@ def features(sentence: Sentence, instances: list[Instance], vocabs: Vocabularies
         "direction": [i.direction for i in instances],
         "token_ids": np.broadcast_to(token_row, (k, n)),
         "pos1": relative_positions(n, [e.start for e in e1], [e.end for e in e1],
-                                   max_distance).astype(np.int16).reshape(k, n),
+                                   max_distance).astype(np.int8).reshape(k, n),
         "pos2": relative_positions(n, [e.start for e in e2], [e.end for e in e2],
-                                   max_distance).astype(np.int16).reshape(k, n),
+                                   max_distance).astype(np.int8).reshape(k, n),
         "tag_ids": np.broadcast_to(tag_row, (k, n)),
     }

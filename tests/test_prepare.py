@@ -52,7 +52,7 @@ def test_sample_corpus(tmp_path):
     check_consistent(stats, out)
     t = table(out, "train")
     assert t.schema.field("token_ids").type.value_type == pa.int32()
-    assert t.schema.field("pos1").type.value_type == pa.int16()
+    assert t.schema.field("pos1").type.value_type == pa.int8()
     row = t.slice(0, 1).to_pylist()[0]
     assert len(row["token_ids"]) == len(row["pos1"]) == len(row["tag_ids"]) == row["length"]
     vocabs = Vocabularies.load(out / "vocab")

@@ -48,9 +48,10 @@ def discover(corpus: str, data_dir: str | Path) -> dict[str, list[Path]]:
     """Files of each split, train first; raise a one-line ``RelextError`` when none fit."""
     if corpus not in CORPORA:
         raise RelextError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
-    root = Path(data_dir)
+    # Absolute: Ray workers on a cluster do not share the driver's working directory.
+    root = Path(data_dir).resolve()
     if not root.is_dir():
-        raise RelextError(f"data directory not found: {root}")
+        raise RelextError(f"data directory not found: {data_dir}")
     found: dict[str, list[Path]] = {}
     if corpus == "brat":
         if (root / "relation_extraction").is_dir():
