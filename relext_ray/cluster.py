@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -12,6 +13,8 @@ def init_ray(num_cpus: int | None = None) -> None:
 
     ``num_cpus`` applies only to a local instance (benchmarks use it to vary the workers).
     """
+    # Ray Data's per-stage INFO lines drown the tables we print; its progress bars still show.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")

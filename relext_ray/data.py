@@ -122,27 +122,29 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     out.mkdir(parents=True, exist_ok=True)
     _clear_outputs(out)
 
+    par = _compute(cfg)
     items = [asdict(u) for u in units]
     parsed = (
         ray.data.from_items(items, override_num_blocks=min(cfg.num_shards, len(items)))
         .map_batches(parse_units, batch_format="pyarrow", batch_size=None,
-                     fn_kwargs={"brat": cfg.brat_options()}, **_compute(cfg))
+                     fn_kwargs={"brat": cfg.brat_options()}, **par)
         .materialize()
     )
     timer.lap("read")
     splits = [s for s in SPLITS if any(u.split == s for u in units)]
-    sentences = parsed.filter(expr=col("kind") == "sentence", **_compute(cfg))
+    sentences = parsed.filter(expr=col("kind") == "sentence", **par)
 
     stats: dict[str, Counter[str]] = {s: Counter() for s in splits}
-    for split, counts in _payloads(parsed.filter(expr=col("kind") == "counts", **_compute(cfg))):
+    for split, counts in _payloads(parsed.filter(expr=col("kind") == "counts", **par)):
         stats[split].update(counts)
     with open(out / "rejects.jsonl", "w", encoding="utf-8") as fh:
-        for split, reject in _payloads(parsed.filter(expr=col("kind") == "reject", **_compute(cfg))):
+        for split, reject in _payloads(parsed.filter(expr=col("kind") == "reject", **par)):
             stats[split]["rejected"] += 1
             fh.write(json.dumps(reject, ensure_ascii=False) + "\n")
     timer.lap("rejects")
 
-    vocabs, type_filter = build_vocabularies(sentences.filter(expr=col("split") == "train", **_compute(cfg)), cfg)
+    train = sentences.filter(expr=col("split") == "train", **par)
+    vocabs, type_filter = build_vocabularies(train, cfg)
     vocabs.save(out / "vocab")
     type_filter.save(out / "type_filter.json")
     timer.lap("vocabulary")
@@ -150,8 +152,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
 
     for split in splits:
         (
-            sentences.filter(expr=col("split") == split, **_compute(cfg))
-            .map_batches(featurize, batch_format="pyarrow", fn_kwargs={"ctx": ctx}, **_compute(cfg))
+            sentences.filter(expr=col("split") == split, **par)
+            .map_batches(featurize, batch_format="pyarrow", fn_kwargs={"ctx": ctx}, **par)
             # Same concurrency fuses the write into the featurize tasks: N workers means N.
             .write_parquet(str(out / split), concurrency=cfg.concurrency,
                            use_dictionary=list(DICTIONARY_COLUMNS))
@@ -159,7 +161,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     timer.lap("instances")
     for split, counts in _payloads(
         sentences.map_batches(instance_counts, batch_format="pyarrow", fn_kwargs={"ctx": ctx},
-                              **_compute(cfg))
+                              **par)
     ):
         stats[split].update(counts)
     timer.lap("statistics")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from relext_ray.config import PrepareConfig, readable
 from relext_ray.corpus.sources import CORPORA
-from relext_ray.errors import RelextError
+from relext_ray.errors import cli_exit
 
 
 def _wrap_width(value: str) -> int | str | None:
@@ -44,30 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     try:
-        try:
-            cfg = PrepareConfig(
-                corpus=args.corpus, data_dir=args.data_dir, out=args.out, mode=args.mode,
-                num_shards=args.num_shards, max_distance=args.max_distance,
-                min_freq=args.min_freq, lowercase=args.lowercase, concurrency=args.concurrency,
-                wrap_width=args.wrap_width, terminators=args.terminators,
-            )
-        except ValidationError as exc:
-            raise readable(exc, "options") from None
-        from relext_ray.data import format_stats, prepare  # imports Ray: keep --help fast
+        return PrepareConfig(
+            corpus=args.corpus, data_dir=args.data_dir, out=args.out, mode=args.mode,
+            num_shards=args.num_shards, max_distance=args.max_distance,
+            min_freq=args.min_freq, lowercase=args.lowercase, concurrency=args.concurrency,
+            wrap_width=args.wrap_width, terminators=args.terminators,
+        )
+    except ValidationError as exc:
+        raise readable(exc, "options") from None
 
-        stats = prepare(cfg)
-    except RelextError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def run(args: argparse.Namespace) -> None:
+    cfg = config_from_args(args)
+    from relext_ray.data import format_stats, prepare  # imports Ray: keep --help fast
+
+    stats = prepare(cfg)
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
         print(f"\nPrepared {cfg.corpus} ({cfg.mode} mode) from {cfg.data_dir} into {cfg.out}\n")
         print(format_stats(stats))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli_exit(lambda: run(args))
 
 
 if __name__ == "__main__":

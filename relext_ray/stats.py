@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from relext_ray.errors import RelextError
+from relext_ray.errors import RelextError, cli_exit
 
 COLUMNS = ("sentences", "entities", "positives", "negatives", "filtered_out",
            "cross_sentence_relations_dropped", "rejected")
@@ -48,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names.split(",") if args.names else None
     if names and len(names) != len(args.dirs):
         p.error("--names needs one name per directory")
-    try:
-        print(table(args.dirs, names))
-    except RelextError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_exit(lambda: print(table(args.dirs, names)))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from relext_ray.corpus.records import (
     ReadResult,
     Reject,
     Sentence,
-    check_entity,
+    check_entities,
     check_relations,
     check_tokens,
 )
@@ -69,18 +69,7 @@ def record_to_sentence(obj: Any, sid: str) -> Sentence:
         raise RecordError("tokens", "missing field")
     tokens = check_tokens(obj["tokens"])
     if "entities" in obj:
-        raw = obj["entities"]
-        if not isinstance(raw, list):
-            raise RecordError("entities", "expected a list")
-        entities = []
-        for i, ent in enumerate(raw):
-            where = f"entities[{i}]"
-            if not isinstance(ent, dict):
-                raise RecordError(where, "expected an object with type, start and end")
-            for key in ("start", "end", "type"):
-                if key not in ent:
-                    raise RecordError(f"{where}.{key}", "missing field")
-            entities.append(check_entity(ent["start"], ent["end"], ent["type"], len(tokens), where))
+        entities = list(check_entities(obj["entities"], len(tokens)))
     elif "tags" in obj:
         if not isinstance(obj["tags"], list):
             raise RecordError("tags", "expected a list")

@@ -18,7 +18,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from relext_ray.errors import RelextError
+from relext_ray.errors import RelextError, cli_exit
 
 SOURCES = {
     "conll04": {
@@ -88,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-url", default=None, help="download from this mirror instead")
     p.add_argument("--timeout", type=float, default=60.0)
     args = p.parse_args(argv)
-    try:
-        download(args.corpus, args.dest, args.base_url, args.timeout)
-    except RelextError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_exit(lambda: download(args.corpus, args.dest, args.base_url, args.timeout))
 
 
 if __name__ == "__main__":

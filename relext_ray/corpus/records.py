@@ -107,15 +107,30 @@ def check_entity(start: Any, end: Any, type_: Any, n_tokens: int, where: str) ->
     return Entity(start, end, type_)
 
 
+def _fields(obj: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``obj`` as a dict that has every key, or a ``RecordError`` naming what is missing."""
+    if not isinstance(obj, dict):
+        raise RecordError(where, f"expected an object with {', '.join(keys)}")
+    for key in keys:
+        if key not in obj:
+            raise RecordError(f"{where}.{key}", "missing field")
+    return obj
+
+
+def check_entities(raw: Any, n_tokens: int) -> tuple[Entity, ...]:
+    entities = []
+    for i, ent in enumerate(_list(raw, "entities")):
+        where = f"entities[{i}]"
+        ent = _fields(ent, ("start", "end", "type"), where)
+        entities.append(check_entity(ent["start"], ent["end"], ent["type"], n_tokens, where))
+    return tuple(entities)
+
+
 def check_relations(raw: Any, n_entities: int) -> tuple[Relation, ...]:
     relations = []
     for i, rel in enumerate(_list(raw, "relations")):
         where = f"relations[{i}]"
-        if not isinstance(rel, dict):
-            raise RecordError(where, "expected an object with head, tail and type")
-        for key in ("head", "tail", "type"):
-            if key not in rel:
-                raise RecordError(f"{where}.{key}", "missing field")
+        rel = _fields(rel, ("head", "tail", "type"), where)
         head = _int(rel["head"], f"{where}.head")
         tail = _int(rel["tail"], f"{where}.tail")
         for name, idx in (("head", head), ("tail", tail)):
@@ -150,14 +165,5 @@ def sentence_from_dict(obj: Any, default_id: str) -> Sentence:
     if isinstance(sid, int) and not isinstance(sid, bool):
         sid = str(sid)
     sid = _str(sid, "id")
-    entities = []
-    for i, ent in enumerate(_list(obj.get("entities", []), "entities")):
-        where = f"entities[{i}]"
-        if not isinstance(ent, dict):
-            raise RecordError(where, "expected an object with start, end and type")
-        for key in ("start", "end", "type"):
-            if key not in ent:
-                raise RecordError(f"{where}.{key}", "missing field")
-        entities.append(check_entity(ent["start"], ent["end"], ent["type"], len(tokens), where))
-    relations = check_relations(obj.get("relations", []), len(entities))
-    return Sentence(sid, tokens, tuple(entities), relations)
+    entities = check_entities(obj.get("entities", []), len(tokens))
+    return Sentence(sid, tokens, entities, check_relations(obj.get("relations", []), len(entities)))
