@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from relext_ray.metrics import best_threshold, score
+
+LABELS = ["Other", "A", "B"]
+GOLD = np.array([0, 0, 1, 1, 2, 2, 1, 0])
+PRED = np.array([0, 1, 1, 2, 2, 0, 1, 0])
+
+
+def test_micro_scores_on_a_hand_made_confusion():
+    s = score(GOLD, PRED, LABELS)
+    assert (s.tp, s.predicted_positives, s.gold_positives) == (3, 5, 5)
+    assert (s.precision, s.recall, s.f1) == pytest.approx((0.6, 0.6, 0.6))
+    assert (s.false_negatives, s.false_positives, s.wrong_class) == (1, 1, 1)
+    assert s.error_breakdown == pytest.approx(
+        {"false_negatives": 1 / 3, "false_positives": 1 / 3, "wrong_class": 1 / 3})
+    assert s.per_class["A"]["precision"] == pytest.approx(2 / 3)
+    assert s.per_class["A"]["recall"] == pytest.approx(2 / 3)
+    assert s.per_class["B"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert s.confusion == [[2, 1, 0], [0, 2, 1], [1, 0, 1], [0, 0, 0]]
+
+
+def test_filtered_positives_and_unknown_classes_are_false_negatives():
+    s = score(GOLD, PRED, LABELS, missed_positives=1)
+    assert s.recall == pytest.approx(3 / 6) and s.false_negatives == 2
+    u = score(np.array([-1, 1]), np.array([1, 1]), LABELS)
+    assert (u.tp, u.wrong_class, u.gold_positives) == (1, 1, 2)
+    assert u.confusion[-1] == [0, 1, 0]
+
+
+def test_nothing_predicted():
+    s = score(np.array([1, 0]), np.array([0, 0]), LABELS)
+    assert (s.precision, s.recall, s.f1) == (0.0, 0.0, 0.0)
+
+
+def test_best_threshold_by_hand():
+    gold = np.array([1, 0, 1, 0])
+    scores = np.array([[0.9, 0.0], [0.8, 0.0], [0.7, 0.0], [0.0, 0.1]])
+    # theta 0.9: F1 2/3; 0.8: 1/2; 0.7: 4/5; 0.1: 2/3
+    theta, s = best_threshold(gold, scores, LABELS)
+    assert theta == pytest.approx(0.7) and s.f1 == pytest.approx(0.8)
