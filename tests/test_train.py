@@ -1,0 +1,96 @@
+"""One training run end to end on the sample corpus: determinism, checkpoints, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from relext_ray.config import load_experiment
+from relext_ray.errors import RelextError
+from relext_ray.sample import SAMPLE_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "tune_configs" / "demo.yaml"
+
+
+def demo_config(tmp_path: Path, *extra: str):
+    return load_experiment(DEMO, [
+        f"data.data_dir={SAMPLE_DIR}", f"data.prepared_dir={tmp_path / 'prepared'}",
+        f"train.checkpoint_dir={tmp_path / 'ckpt'}", "train.epochs=2", "tracking.enabled=false",
+        *extra,
+    ])
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_same_seed_same_metrics_and_checkpoint_round_trip(tmp_path):
+    from relext_ray.train import (
+        PreparedData,
+        decision_matrix,
+        load_checkpoint,
+        run,
+        scores_at,
+    )
+
+    cfg = demo_config(tmp_path)
+    first = run(cfg)
+    second = run(cfg)
+    def timeless(history):
+        return [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in history]
+
+    assert timeless(first.history) == timeless(second.history)
+    assert len(first.history) == 2
+    assert first.test.to_dict() == second.test.to_dict()
+    assert first.dev.f1 > 0.5  # it learns the templates
+
+    ckpt = load_checkpoint(first.checkpoint)
+    data = PreparedData.load(cfg.prepared_dir)
+    test = data.splits["test"]
+    matrix = decision_matrix(ckpt.model, ckpt.config, test, ckpt.meta["max_distance"],
+                             torch.device("cpu"))
+    again = scores_at(matrix, test, ckpt.meta["theta"], ckpt.meta["labels"], 0)
+    assert again.to_dict() == first.test.to_dict()
+    assert ckpt.meta["labels"] == data.labels and ckpt.meta["mode"] == "unordered"
+    assert (first.checkpoint / "vocab" / "tokens.json").exists()
+    assert (first.checkpoint / "type_filter.json").exists()
+    assert ckpt.meta["calibrated_theta"] == pytest.approx(first.calibrated_theta)
+    assert np.isfinite(matrix).all()
+
+
+def test_unknown_key_is_one_clear_error(tmp_path):
+    with pytest.raises(RelextError) as err:
+        load_experiment(DEMO, ["model.use_tags=true"])
+    assert "model.use_tags: Extra inputs are not permitted" in str(err.value)
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(RelextError, match=r"loss\.gamma: Input should be a valid number"):
+        load_experiment(DEMO, ["loss.gamma=high"])
+
+
+def test_overrides_and_environment(tmp_path, monkeypatch):
+    cfg = load_experiment(ROOT / "tune_configs" / "conll04.yaml",
+                          ["model.use_tag=false", "loss.m_pos=3"])
+    assert cfg.model.use_tag is False and cfg.loss.m_pos == 3.0
+    monkeypatch.setenv("RELEXT_DATA_DIR", "/data/here")
+    assert str(load_experiment(ROOT / "tune_configs" / "conll04.yaml").data.data_dir) \
+        == "/data/here/conll04"
+    ce = load_experiment(DEMO, ["loss.variant=ce"])
+    assert ce.model.other_score is True
+
+
+@pytest.mark.parametrize("name", ["conll04", "chinese_literature", "demo"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_experiment(ROOT / "tune_configs" / f"{name}.yaml")
+    assert cfg.name == name
+
+
+def test_paper_settings_in_the_shipped_configs():
+    en = load_experiment(ROOT / "tune_configs" / "conll04.yaml")
+    zh = load_experiment(ROOT / "tune_configs" / "chinese_literature.yaml")
+    assert (en.data.mode, en.loss.m_pos, en.loss.m_neg, en.loss.gamma, en.loss.theta) == \
+        ("unordered", 2.5, 0.5, 2.0, 0.0)
+    assert (zh.data.mode, zh.loss.m_pos, zh.loss.m_neg, zh.loss.gamma, zh.loss.theta) == \
+        ("ordered", 4.5, -0.5, 2.0, 1.0)
