@@ -102,7 +102,7 @@ def configure_threads(n: int | None) -> int:
 
             if ray.is_initialized():
                 n = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or None
-        except Exception:  # noqa: BLE001 (no Ray context: fall through to the core count)
+        except Exception:
             n = None
     n = n or len(os.sched_getaffinity(0))
     torch.set_num_threads(n)
@@ -218,13 +218,16 @@ class TrainResult:
     test_calibrated: Scores | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    test_matrix: np.ndarray | None = field(default=None, repr=False)
 
     def metrics(self) -> dict[str, float]:
         """Flat final metrics, as logged to MLflow and printed."""
         out: dict[str, float] = {"best_epoch": self.best_epoch,
                                  "seconds_per_epoch": self.seconds_per_epoch}
-        for name in ("dev", "test", "dev_calibrated", "test_calibrated"):
-            s = getattr(self, name)
+        for attr, name in (("dev", "best_dev"), ("test", "test"),
+                           ("dev_calibrated", "dev_calibrated"),
+                           ("test_calibrated", "test_calibrated")):
+            s = getattr(self, attr)
             if s is not None:
                 out.update({f"{name}_{k}": v for k, v in s.summary().items()})
         if self.calibrated_theta is not None:
@@ -288,6 +291,28 @@ def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
     return evaluate_fitted(cfg, data, fitted, device, save)
 
 
+def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
+                run_name: str | None = None) -> tuple[TrainResult, str | None, str | None]:
+    """``run`` inside an MLflow run: (result, run id, model URI); plain ``run`` if tracking is
+    off in the config."""
+    if not cfg.tracking.enabled:
+        return run(cfg, callback), None, None
+    from relext_ray import tracking
+
+    with tracking.training_run(cfg, run_name=run_name) as active:
+        log_epoch = tracking.epoch_logger()
+
+        def both(epoch: int, metrics: dict[str, float]) -> None:
+            log_epoch(epoch, metrics)
+            if callback is not None:
+                callback(epoch, metrics)
+
+        result = run(cfg, both)
+        data = PreparedData.load(cfg.prepared_dir, splits=("test",))
+        model_uri = tracking.log_result(cfg, result, data, result.test_matrix)
+        return result, active.info.run_id, model_uri
+
+
 def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult,
                     device: torch.device, save: bool) -> TrainResult:
     dev = data.splits["dev"]
@@ -303,6 +328,7 @@ def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult
         m = decision_matrix(fitted.model, cfg, test, data.max_distance, device)
         missed = data.missed_positives("test")
         result.test = scores_at(m, test, cfg.loss.theta, labels, missed)
+        result.test_matrix = m
         if result.calibrated_theta is not None:
             result.test_calibrated = scores_at(m, test, result.calibrated_theta, labels, missed)
     if save:
@@ -340,9 +366,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
                   f"{100 * m['dev_f1']:.2f}  {m['epoch_seconds']:.1f}s", flush=True)
 
-        result = run(cfg, callback=show)
+        result, run_id, model_uri = run_tracked(cfg, callback=show)
         print(format_result(result))
         print(f"checkpoint: {result.checkpoint}")
+        if run_id:
+            from relext_ray.tracking import tracking_uri
+
+            print(f"MLflow run {run_id} in {tracking_uri()}; model: {model_uri}")
 
     return cli_exit(body)
 

@@ -1,0 +1,26 @@
+"""The MLflow pyfunc wrapper: ``mlflow.pyfunc.load_model("runs:/<id>/model")`` → a model that
+takes canonical records and returns one row per scored entity pair."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import pandas as pd
+
+from relext_ray.corpus.records import sentence_from_dict
+
+
+class RelationExtractor(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from relext_ray.inference import Predictor
+
+        self.predictor = Predictor.load(context.artifacts["checkpoint"])
+
+    def predict(self, context, model_input, params=None):
+        """``model_input``: a DataFrame (or list of dicts) of canonical records with ``tokens``
+        and ``entities`` (``id`` optional); ``params``: optional ``theta``."""
+        records = model_input.to_dict("records") if isinstance(model_input, pd.DataFrame) \
+            else list(model_input)
+        sentences = [sentence_from_dict(r, f"row:{i}") for i, r in enumerate(records)]
+        theta = (params or {}).get("theta")
+        rows, _ = self.predictor.predict(sentences, theta=theta)
+        return pd.DataFrame(rows)

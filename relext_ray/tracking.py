@@ -1,0 +1,170 @@
+"""MLflow: every training run is a run with its config, per-epoch metrics, final scores,
+artifacts and a loadable model.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI``; without it a local SQLite store
+``mlruns.db`` in the working directory, so the demo needs no server. Experiments are tagged as
+model-training experiments so that the MLflow UI opens them on the training-runs view.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+
+from relext_ray.config import ExperimentConfig
+from relext_ray.metrics import Scores
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns.db').resolve()}"
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, created if missing, and marked as a model-training experiment."""
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    return exp.experiment_id
+
+
+def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
+    """``model.use_tag`` → ``True`` etc.: the full config as MLflow params."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = json.dumps(node) if isinstance(node, list | tuple) else str(node)
+
+    walk("", json.loads(cfg.model_dump_json()))
+    return out
+
+
+@contextmanager
+def training_run(cfg: ExperimentConfig, run_name: str | None = None,
+                 parent_run_id: str | None = None,
+                 tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    exp = experiment_id(cfg.tracking.experiment or f"relext-{cfg.name}")
+    with mlflow.start_run(experiment_id=exp, run_name=run_name, parent_run_id=parent_run_id,
+                          nested=parent_run_id is not None, tags=tags) as run:
+        mlflow.log_params(flat_params(cfg))
+        yield run
+
+
+def epoch_logger(step_offset: int = 0):
+    """A training callback that logs each epoch's metrics to the active run."""
+
+    def log(epoch: int, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "epoch"},
+                           step=epoch + step_offset)
+
+    return log
+
+
+def _confusion_png(s: Scores, labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(s.confusion)
+    rows = [*labels, "(unknown)"] if m[-1].sum() else labels
+    m = m[: len(rows)]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1 + 0.5 * len(rows)))
+    ax.imshow(np.log1p(m), cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _pr_curve_png(gold: np.ndarray, matrix: np.ndarray, path: Path, missed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = matrix.max(axis=1)
+    correct = (matrix.argmax(axis=1) + 1) == gold
+    order = np.argsort(-top, kind="stable")
+    tp = np.cumsum(correct[order])
+    precision = tp / np.arange(1, len(order) + 1)
+    recall = tp / max(int(np.sum(gold != 0)) + missed, 1)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(recall, precision)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("test precision-recall as theta varies")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def log_scores(name: str, s: Scores, labels: list[str], directory: Path) -> None:
+    """Per-class table, confusion matrix (JSON and PNG) and the error breakdown."""
+    (directory / f"{name}_scores.json").write_text(json.dumps(s.to_dict(), indent=2))
+    lines = ["| class | P | R | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for c, v in s.per_class.items():
+        lines.append(f"| {c} | {100 * v['precision']:.2f} | {100 * v['recall']:.2f} | "
+                     f"{100 * v['f1']:.2f} | {v['support']} |")
+    (directory / f"{name}_per_class.md").write_text("\n".join(lines) + "\n")
+    _confusion_png(s, labels, directory / f"{name}_confusion.png")
+    mlflow.log_metrics({f"{name}_error_{k}": v for k, v in s.error_breakdown.items()})
+
+
+def log_model(checkpoint: Path, register_as: str | None = None) -> str:
+    """Log the checkpoint as a pyfunc model (``runs:/<id>/model``); register it if asked."""
+    from relext_ray.pyfunc import RelationExtractor
+
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=RelationExtractor(),
+        artifacts={"checkpoint": str(checkpoint)},
+        registered_model_name=register_as,
+    )
+    return info.model_uri
+
+
+def log_result(cfg: ExperimentConfig, result: Any, data: Any, test_matrix: np.ndarray | None,
+               register: bool = True) -> str | None:
+    """Final metrics, artifacts and the model of a finished ``train.run``."""
+    mlflow.log_metrics({k: float(v) for k, v in result.metrics().items()},
+                       step=result.epochs_run)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "stats.json").write_text(json.dumps(data.stats, indent=2))
+        if result.checkpoint is not None:
+            (d / "config.yaml").write_text((result.checkpoint / "config.yaml").read_text())
+        for name in ("dev", "test", "test_calibrated"):
+            s = getattr(result, name)
+            if s is not None:
+                log_scores(name, s, data.labels, d)
+        if test_matrix is not None and "test" in data.splits:
+            _pr_curve_png(data.splits["test"].labels, test_matrix, d / "test_pr_curve.png",
+                          data.missed_positives("test"))
+        mlflow.log_artifacts(str(d))
+    if result.checkpoint is None:
+        return None
+    return log_model(result.checkpoint, cfg.tracking.register_as if register else None)
