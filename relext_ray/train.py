@@ -313,6 +313,26 @@ def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
         return result, active.info.run_id, model_uri
 
 
+def run_cv(cfg: ExperimentConfig, k: int, callback: EpochCallback | None = None) -> None:
+    """Cross-validate and print mean ± sd; tracked as one MLflow run (a step per fold)."""
+    from relext_ray.cv import cross_validate, format_cv
+
+    if not cfg.tracking.enabled:
+        print(format_cv(cross_validate(cfg, k, callback), k))
+        return
+    import mlflow
+
+    from relext_ray import tracking
+
+    with tracking.training_run(cfg, run_name=f"{cfg.name}-cv{k}", tags={"cv_folds": str(k)}):
+        r = cross_validate(cfg, k, callback)
+        for i, row in enumerate(r.folds):
+            mlflow.log_metrics({f"fold_{key}": v for key, v in row.items()}, step=i)
+        for key, (mean, sd) in r.summary().items():
+            mlflow.log_metrics({f"cv_{key}_mean": mean, f"cv_{key}_sd": sd})
+    print(format_cv(r, k))
+
+
 def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult,
                     device: torch.device, save: bool) -> TrainResult:
     dev = data.splits["dev"]
@@ -356,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="YAML experiment config (tune_configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set model.use_tag=false (repeatable)")
+    p.add_argument("--cv", type=int, default=None, metavar="K",
+                   help="k-fold cross-validation over train+dev instead of one run")
     args = p.parse_args(argv)
 
     def body() -> None:
@@ -366,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
                   f"{100 * m['dev_f1']:.2f}  {m['epoch_seconds']:.1f}s", flush=True)
 
+        if args.cv:
+            run_cv(cfg, args.cv, show)
+            return
         result, run_id, model_uri = run_tracked(cfg, callback=show)
         print(format_result(result))
         print(f"checkpoint: {result.checkpoint}")
