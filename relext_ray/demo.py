@@ -20,8 +20,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "tune_configs" / "demo.yaml"
 
 def demo(out: Path) -> None:
     from relext_ray.data import format_stats, prepare
-    from relext_ray.train import format_result, run_tracked
     from relext_ray.tracking import tracking_uri
+    from relext_ray.train import format_result, run_tracked
 
     cfg = load_experiment(CONFIG, [f"data.data_dir={SAMPLE_DIR}",
                                    f"data.prepared_dir={out / 'prepared'}",

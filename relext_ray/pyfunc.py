@@ -1,8 +1,6 @@
 """The MLflow pyfunc wrapper: ``mlflow.pyfunc.load_model("runs:/<id>/model")`` → a model that
 takes canonical records and returns one row per scored entity pair."""
 
-from __future__ import annotations
-
 import mlflow.pyfunc
 import pandas as pd
 
@@ -15,7 +13,8 @@ class RelationExtractor(mlflow.pyfunc.PythonModel):
 
         self.predictor = Predictor.load(context.artifacts["checkpoint"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame,
+                params: dict[str, float] | None = None) -> pd.DataFrame:
         """``model_input``: a DataFrame (or list of dicts) of canonical records with ``tokens``
         and ``entities`` (``id`` optional); ``params``: optional ``theta``."""
         records = model_input.to_dict("records") if isinstance(model_input, pd.DataFrame) \

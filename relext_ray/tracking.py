@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,14 +139,11 @@ def log_model(checkpoint: Path, register_as: str | None = None) -> str:
     """Log the checkpoint as a pyfunc model (``runs:/<id>/model``); register it if asked."""
     from relext_ray.pyfunc import RelationExtractor
 
-    with warnings.catch_warnings():
-        # The wrapper takes canonical records of any shape; no signature to infer from hints.
-        warnings.filterwarnings("ignore", message=".*type hints.*")
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=RelationExtractor(),
-            artifacts={"checkpoint": str(checkpoint)},
-            registered_model_name=register_as,
-        )
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=RelationExtractor(),
+        artifacts={"checkpoint": str(checkpoint)},
+        registered_model_name=register_as,
+    )
     return info.model_uri
 
 
