@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -219,3 +220,120 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         return ExperimentConfig.model_validate(tree)
     except ValidationError as exc:
         raise readable(exc, f"config {p}") from None
+
+
+# --------------------------------------------------------------------------- search configs
+
+class Distribution(BaseModel):
+    """One searched value: ``uniform``/``loguniform`` over [low, high], ``int`` over
+    [low, high], or ``choice`` among ``values``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["uniform", "loguniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Distribution:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a choice needs a non-empty 'values' list")
+        else:
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"{self.type} needs low < high")
+            if self.type == "loguniform" and self.low <= 0:
+                raise ValueError("loguniform needs low > 0")
+        return self
+
+
+class SchedulerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(2, ge=1, description="epochs before ASHA may stop a trial")
+    reduction_factor: float = Field(3, gt=1)
+
+
+class Resources(BaseModel):
+    """Per trial; fractional GPUs (0.25) let several trials share one GPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    space: dict[str, Distribution]
+    num_samples: int = Field(20, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    metric: str = "best_dev_f1"
+    mode: Literal["max", "min"] = "max"
+    seed: int = 1
+    resources_per_trial: Resources = Field(default_factory=Resources)
+    storage_path: Path = Path("out/tune")
+    register_as: str | None = Field(None, description="Model Registry name for the best model")
+
+
+class TuneExperimentConfig(BaseModel):
+    """A search: the training config it varies (``experiment``) and how (``search``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    experiment: ExperimentConfig
+    search: SearchConfig
+
+    @model_validator(mode="after")
+    def _space_keys_exist(self) -> TuneExperimentConfig:
+        tree = json.loads(self.experiment.model_dump_json())
+        for key in self.search.space:
+            node: Any = tree
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise ValueError(f"search.space key {key!r} is not a config value")
+                node = node[part]
+        return self
+
+
+def with_values(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
+    """A copy of ``cfg`` with dotted keys set (a trial's sampled values)."""
+    tree = json.loads(cfg.model_dump_json())
+    for key, value in values.items():
+        _set(tree, key, value)
+    return ExperimentConfig.model_validate(tree)
+
+
+def load_search(path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+                ) -> TuneExperimentConfig:
+    """A search YAML: ``name``, ``base`` (a training config, relative to this file) or an inline
+    ``experiment``, optional ``overrides`` of it, and ``search``. ``--set`` overrides apply to the
+    whole file (``search.num_samples=4``, ``experiment.train.epochs=2``)."""
+    p = Path(path)
+    try:
+        tree = yaml.safe_load(expand_vars(p.read_text(encoding="utf-8"))) or {}
+    except FileNotFoundError:
+        raise RelextError(f"config file not found: {p}") from None
+    except yaml.YAMLError as exc:
+        raise RelextError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise RelextError(f"{p}: expected a mapping at the top level")
+    base = tree.pop("base", None)
+    base_overrides = tree.pop("overrides", []) or []
+    if base is not None:
+        exp = load_experiment(p.parent / base, base_overrides)
+        tree["experiment"] = json.loads(exp.model_dump_json())
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise RelextError(f"--set expects key.path=value, got {item!r}")
+        _set(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        return TuneExperimentConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise readable(exc, f"search config {p}") from None

@@ -194,7 +194,8 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
             best_state = copy.deepcopy(model.state_dict())
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
         metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
-        metrics.update(epoch=epoch, best_dev_f1=best_f1, epoch_seconds=epoch_seconds[-1])
+        metrics.update(epoch=epoch, best_dev_f1=best_f1, best_epoch=best_epoch,
+                       epoch_seconds=epoch_seconds[-1])
         history.append(metrics)
         if callback is not None:
             callback(epoch, metrics)
@@ -292,14 +293,15 @@ def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
 
 
 def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
-                run_name: str | None = None) -> tuple[TrainResult, str | None, str | None]:
+                run_name: str | None = None, parent_run_id: str | None = None
+                ) -> tuple[TrainResult, str | None, str | None]:
     """``run`` inside an MLflow run: (result, run id, model URI); plain ``run`` if tracking is
     off in the config."""
     if not cfg.tracking.enabled:
         return run(cfg, callback), None, None
     from relext_ray import tracking
 
-    with tracking.training_run(cfg, run_name=run_name) as active:
+    with tracking.training_run(cfg, run_name=run_name, parent_run_id=parent_run_id) as active:
         log_epoch = tracking.epoch_logger()
 
         def both(epoch: int, metrics: dict[str, float]) -> None:

@@ -1,0 +1,279 @@
+"""Distributed hyper-parameter search: Ray Tune + Optuna (TPE) + ASHA, tracked in MLflow.
+
+``python -m relext_ray.tune --config tune_configs/smoke.yaml`` or, on a cluster,
+``ray job submit --address http://<head>:8265 --working-dir . -- python jobs/tune.py --config ...``
+
+MLflow is written by the driver only (a Tune callback): one parent run per search, one child
+run per trial, so parallel trials never contend for the tracking store, and a trial that ASHA
+stops is marked as such. After the search the best configuration is retrained, scored on test
+(with and without the dev-calibrated theta), logged under the parent and registered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import ray
+from mlflow.entities import Metric, Param, RunStatus
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from relext_ray import tracking
+from relext_ray.cluster import init_ray
+from relext_ray.config import Distribution, ExperimentConfig, TuneExperimentConfig, load_search, with_values
+from relext_ray.errors import cli_exit
+
+TRIAL_METRICS = ("loss", "loss_class", "loss_id", "dev_precision", "dev_recall", "dev_f1",
+                 "best_dev_f1", "epoch_seconds")
+
+
+def tune_space(space: dict[str, Distribution]) -> dict[str, Any]:
+    """YAML distributions → Ray Tune sampling domains (OptunaSearch converts them)."""
+    out: dict[str, Any] = {}
+    for key, d in space.items():
+        if d.type == "uniform":
+            out[key] = tune.uniform(d.low, d.high)
+        elif d.type == "loguniform":
+            out[key] = tune.loguniform(d.low, d.high)
+        elif d.type == "int":
+            out[key] = tune.randint(int(d.low), int(d.high) + 1)
+        else:
+            out[key] = tune.choice(d.values)
+    return out
+
+
+def trial_function(params: dict[str, Any], base: dict[str, Any]) -> None:
+    """One trial: the project's training run, reporting every epoch to Tune."""
+    from relext_ray.train import run
+
+    cfg = with_values(ExperimentConfig.model_validate(base), params)
+    cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"enabled": False})})
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        tune.report({**metrics, "epoch": epoch})
+
+    run(cfg, callback=report, save=False)
+
+
+class MlflowTrials(tune.Callback):
+    """Child runs under the search's parent run, written from the driver only."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
+                 epochs: int, patience: int) -> None:
+        self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
+        self.epochs, self.patience = epochs, patience
+        self.runs: dict[str, str] = {}
+        self.last: dict[str, dict[str, Any]] = {}
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return mlflow.MlflowClient(self.uri)
+
+    def _run_id(self, trial: Any) -> str:
+        if trial.trial_id not in self.runs:
+            run = self.client.create_run(
+                self.experiment_id, run_name=f"trial_{trial.trial_id}",
+                tags={"mlflow.parentRunId": self.parent, "trial_id": trial.trial_id})
+            self.runs[trial.trial_id] = run.info.run_id
+            self.client.log_batch(run.info.run_id, params=[
+                Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
+                for k, v in trial.config.items()])
+        return self.runs[trial.trial_id]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run_id(trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        rid = self._run_id(trial)
+        now = int(time.time() * 1000)
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        self.client.log_batch(rid, metrics=[Metric(k, float(result[k]), now, step)
+                                            for k in TRIAL_METRICS if k in result])
+        self.last[trial.trial_id] = result
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        rid = self._run_id(trial)
+        last = self.last.get(trial.trial_id, {})
+        epoch = int(last.get("epoch", 0))
+        best_epoch = int(last.get("best_epoch", epoch))
+        if epoch >= self.epochs:
+            reason = "completed"
+        elif epoch - best_epoch >= self.patience:
+            reason = "early_stopping"
+        else:
+            reason = "stopped_by_scheduler"
+        self.client.set_tag(rid, "stop_reason", reason)
+        self.client.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        rid = self._run_id(trial)
+        self.client.set_tag(rid, "stop_reason", "error")
+        self.client.set_terminated(rid, RunStatus.to_string(RunStatus.FAILED))
+
+
+def _plots(results: list[dict[str, Any]], importances: dict[str, float], directory: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(range(len(results)), [r["best_dev_f1"] for r in results])
+    ax.set_xticks(range(len(results)), [r["trial_id"] for r in results], rotation=60, fontsize=7)
+    ax.set_ylabel("best dev F1")
+    ax.set_title("dev F1 per trial")
+    fig.tight_layout()
+    fig.savefig(directory / "dev_f1_per_trial.png", dpi=120)
+    plt.close(fig)
+    if importances:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        names = list(importances)
+        ax.barh(names, [importances[n] for n in names])
+        ax.set_xlabel("importance (fANOVA)")
+        fig.tight_layout()
+        fig.savefig(directory / "param_importances.png", dpi=120)
+        plt.close(fig)
+
+
+def ranked_table(results: list[dict[str, Any]], keys: list[str]) -> str:
+    head = ["rank", "trial", "best dev F1", "epochs", "status", *keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in enumerate(results, 1):
+        vals = [f"{r['config'].get(k):.4g}" if isinstance(r["config"].get(k), float)
+                else str(r["config"].get(k)) for k in keys]
+        lines.append(f"| {i} | {r['trial_id']} | {100 * r['best_dev_f1']:.2f} | {r['epochs']} | "
+                     f"{r['status']} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def search(cfg: TuneExperimentConfig) -> dict[str, Any]:
+    """Run the search; return the best config, its scores and the MLflow ids."""
+    from relext_ray.train import ensure_prepared, run_tracked
+
+    s = cfg.search
+    exp_cfg = cfg.experiment
+    init_ray()
+    ensure_prepared(exp_cfg)  # once, on the driver, before trials start
+    storage = Path(s.storage_path).resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_storage = f"sqlite:///{storage / (cfg.name + '_optuna.db')}"
+    searcher = OptunaSearch(metric=s.metric, mode=s.mode, seed=s.seed, study_name=cfg.name,
+                            storage=optuna.storages.RDBStorage(study_storage))
+    scheduler = (ASHAScheduler(time_attr="epoch", max_t=exp_cfg.train.epochs,
+                               grace_period=s.scheduler.grace_period,
+                               reduction_factor=s.scheduler.reduction_factor)
+                 if s.scheduler.type == "asha" else None)
+
+    uri = tracking.tracking_uri()
+    experiment = exp_cfg.tracking.experiment or f"relext-{exp_cfg.name}"
+    exp_id = tracking.experiment_id(experiment)
+    base = json.loads(exp_cfg.model_dump_json())
+    # Trials run in other processes (and nodes): hand them absolute paths.
+    base["data"]["prepared_dir"] = str(exp_cfg.prepared_dir.resolve())
+    base["data"]["data_dir"] = str(Path(exp_cfg.data.data_dir).resolve())
+
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"search-{cfg.name}",
+                          tags={"search": cfg.name}) as parent:
+        mlflow.log_params({f"search.{k}": v for k, v in {
+            "num_samples": s.num_samples, "max_concurrent": s.max_concurrent,
+            "scheduler": s.scheduler.type, "metric": s.metric, "seed": s.seed,
+            "cpu_per_trial": s.resources_per_trial.cpu,
+            "gpu_per_trial": s.resources_per_trial.gpu}.items()})
+        mlflow.log_dict(json.loads(cfg.model_dump_json()), "search_config.json")
+        trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
+                                 exp_cfg.train.patience)
+        trainable = tune.with_resources(
+            tune.with_parameters(trial_function, base=base),
+            {"cpu": s.resources_per_trial.cpu, "gpu": s.resources_per_trial.gpu})
+        tuner = tune.Tuner(
+            trainable,
+            param_space=tune_space(s.space),
+            tune_config=tune.TuneConfig(
+                metric=s.metric, mode=s.mode, num_samples=s.num_samples,
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+                scheduler=scheduler),
+            run_config=tune.RunConfig(name=cfg.name, storage_path=str(storage),
+                                      callbacks=[trials_cb], verbose=1),
+        )
+        grid = tuner.fit()
+        results = []
+        for r in grid:
+            if r.metrics is None:
+                continue
+            results.append({
+                "trial_id": r.metrics.get("trial_id", "?"),
+                "best_dev_f1": float(r.metrics.get("best_dev_f1", 0.0)),
+                "epochs": int(r.metrics.get("epoch", 0)),
+                "status": "error" if r.error else "ok",
+                "config": r.config,
+            })
+        results.sort(key=lambda r: -r["best_dev_f1"])
+        best = grid.get_best_result(metric=s.metric, mode=s.mode, scope="all")
+        importances: dict[str, float] = {}
+        try:
+            study = optuna.load_study(study_name=cfg.name, storage=study_storage)
+            importances = optuna.importance.get_param_importances(study)
+        except Exception as exc:
+            print(f"parameter importances not available: {exc}")
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            table = ranked_table(results, list(s.space))
+            (d / "trials.md").write_text(table + "\n")
+            (d / "param_importances.json").write_text(json.dumps(importances, indent=2))
+            _plots(results, importances, d)
+            mlflow.log_artifacts(tmp)
+        mlflow.log_params({f"best.{k}": v for k, v in best.config.items()})
+        mlflow.log_metric("best_trial_dev_f1", float(best.metrics[s.metric]))
+
+        final_cfg = with_values(exp_cfg, best.config)
+        final_cfg = final_cfg.model_copy(update={"tracking": final_cfg.tracking.model_copy(
+            update={"register_as": s.register_as or final_cfg.tracking.register_as,
+                    "experiment": experiment})})
+        result, run_id, model_uri = run_tracked(final_cfg, run_name=f"best-{cfg.name}",
+                                                parent_run_id=parent.info.run_id)
+        mlflow.log_metrics({f"best_{k}": float(v) for k, v in result.metrics().items()})
+        print("\n" + table)
+        return {"best_config": best.config, "parent_run_id": parent.info.run_id,
+                "best_run_id": run_id, "model_uri": model_uri, "trials": len(results),
+                "result": result, "importances": importances}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m relext_ray.tune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="search YAML (tune_configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+    def body() -> None:
+        from relext_ray.train import format_result
+
+        out = search(load_search(args.config, args.overrides))
+        print(f"\nbest config: {out['best_config']}")
+        print(format_result(out["result"]))
+        print(f"MLflow parent run {out['parent_run_id']} in {tracking.tracking_uri()}; "
+              f"best model {out['model_uri']}")
+        if ray.is_initialized():
+            ray.shutdown()
+
+    return cli_exit(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

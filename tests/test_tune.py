@@ -1,0 +1,138 @@
+"""The search: config validation, and the smoke search submitted as a Ray job, read back from a
+real MLflow tracking server through its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from relext_ray.config import load_search
+from relext_ray.corpus.jsonl import read_jsonl
+from relext_ray.inference import Predictor
+from relext_ray.sample import SAMPLE_DIR
+from relext_ray.errors import RelextError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "tune_configs" / "smoke.yaml"
+
+
+def test_smoke_config_is_valid():
+    cfg = load_search(SMOKE)
+    assert cfg.experiment.train.epochs == 3
+    assert set(cfg.search.space) >= {"loss.m_pos", "loss.m_neg", "loss.gamma", "loss.theta",
+                                     "loss.alpha", "loss.beta"}
+    assert cfg.search.scheduler.type == "asha"
+
+
+def _with_space(tmp_path: Path, key: str, dist: dict) -> Path:
+    tree = yaml.safe_load(SMOKE.read_text())
+    tree["base"] = str(SMOKE.parent / tree["base"])
+    tree["search"]["space"][key] = dist
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.mark.parametrize(("key", "dist", "message"), [
+    ("loss.m_plus", {"type": "uniform", "low": 0, "high": 1}, "is not a config value"),
+    ("loss.gamma", {"type": "loguniform", "low": 0, "high": 1}, "loguniform needs low > 0"),
+    ("loss.alpha", {"type": "uniform", "low": 2, "high": 1}, "uniform needs low < high"),
+    ("model.use_tag", {"type": "choice", "values": []}, "non-empty"),
+])
+def test_bad_search_spaces_are_named(tmp_path, key, dist, message):
+    with pytest.raises(RelextError, match=message):
+        load_search(_with_space(tmp_path, key, dist))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("search.resources_per_trial.gpu=-1", r"search\.resources_per_trial\.gpu"),
+    ("search.max_concurent=2", r"search\.max_concurent: Extra inputs are not permitted"),
+])
+def test_bad_search_settings_are_named(override, message):
+    with pytest.raises(RelextError, match=message):
+        load_search(SMOKE, [override])
+
+
+def test_fractional_gpus_are_accepted():
+    assert load_search(SMOKE, ["search.resources_per_trial.gpu=0.25"]) \
+        .search.resources_per_trial.gpu == 0.25
+
+
+def _get(base: str, path: str, **params) -> dict:
+    url = f"{base}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _post(base: str, path: str, body: dict) -> dict:
+    req = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server):
+    dashboard = os.environ.get("RAY_DASHBOARD_ADDRESS")
+    if not dashboard:
+        pytest.skip("no Ray head with a job server: run through `make test` (it starts one)")
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    runtime_env = json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": mlflow_server,
+                                           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}})
+    res = subprocess.run(
+        [ray_cli, "job", "submit", "--address", dashboard, "--working-dir", str(ROOT),
+         "--runtime-env-json", runtime_env, "--",
+         "python", "jobs/tune.py", "--config", "tune_configs/smoke.yaml",
+         "--set", f"search.storage_path={tmp_path / 'tune'}",
+         "--set", f"experiment.data.prepared_dir={tmp_path / 'prepared'}",
+         "--set", f"experiment.train.checkpoint_dir={tmp_path / 'best'}",
+         "--set", "search.register_as=relext-smoke-test"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+
+    exp = _get(mlflow_server, "experiments/get-by-name", experiment_name="relext-smoke")
+    exp_id = exp["experiment"]["experiment_id"]
+    tags = {t["key"]: t["value"] for t in exp["experiment"].get("tags", [])}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = _post(mlflow_server, "runs/search", {"experiment_ids": [exp_id],
+                                                "max_results": 100})["runs"]
+    by_name = {r["info"]["run_name"]: r for r in runs}
+    parent = by_name["search-smoke"]
+    pid = parent["info"]["run_id"]
+
+    def parent_of(r):
+        return {t["key"]: t["value"] for t in r["data"].get("tags", [])}.get("mlflow.parentRunId")
+
+    children = [r for r in runs if parent_of(r) == pid]
+    trials = [r for r in children if r["info"]["run_name"].startswith("trial_")]
+    assert len(trials) == 4
+    assert all(r["info"]["status"] == "FINISHED" for r in trials)
+    assert any(r["info"]["run_name"] == "best-smoke" for r in children)
+    for r in trials:
+        rtags = {t["key"]: t["value"] for t in r["data"]["tags"]}
+        assert rtags["stop_reason"] in ("completed", "early_stopping", "stopped_by_scheduler")
+        assert {m["key"] for m in r["data"]["metrics"]} >= {"dev_f1", "best_dev_f1", "loss"}
+    versions = _get(mlflow_server, "registered-models/get", name="relext-smoke-test")
+    assert versions["registered_model"]["latest_versions"]
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model("models:/relext-smoke-test/1")
+    sentences = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:8]
+    out = model.predict([s.to_dict() for s in sentences])
+    # the registered model is the retrained best configuration, saved in the checkpoint dir
+    expected, _ = Predictor.load(tmp_path / "best").predict(sentences)
+    assert len(out) == len(expected) > 0
+    assert list(out["relation"]) == [r["relation"] for r in expected]
+    assert list(out["score"]) == pytest.approx([r["score"] for r in expected], abs=1e-5)
