@@ -17,9 +17,9 @@ import yaml
 
 from relext_ray.config import load_search
 from relext_ray.corpus.jsonl import read_jsonl
+from relext_ray.errors import RelextError
 from relext_ray.inference import Predictor
 from relext_ray.sample import SAMPLE_DIR
-from relext_ray.errors import RelextError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tune_configs" / "smoke.yaml"
