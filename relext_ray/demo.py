@@ -1,7 +1,8 @@
 """``python -m relext_ray.demo``: the main path on the bundled sample corpus, all local.
 
 1. prepare the sample corpus with Ray Data (local Ray) and print its statistics;
-2. train the multi-task CNN (+Tag +MTL) on it, tracked in a local MLflow store (``mlruns.db``).
+2. train the multi-task CNN (+Tag +MTL) on it, tracked in a local MLflow store (``mlruns.db``);
+3. run the smoke hyper-parameter search (Ray Tune + Optuna + ASHA), tracked the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from relext_ray.config import load_experiment
 from relext_ray.errors import cli_exit
 from relext_ray.sample import SAMPLE_DIR
 
-CONFIG = Path(__file__).resolve().parents[1] / "tune_configs" / "demo.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "tune_configs"
+CONFIG = CONFIGS / "demo.yaml"
 
 
 def demo(out: Path) -> None:
@@ -37,8 +39,22 @@ def demo(out: Path) -> None:
     print(format_result(result))
     uri = tracking_uri()
     print(f"\ncheckpoint: {result.checkpoint}\nMLflow run {run_id} in {uri}\nmodel: {model_uri}")
+
+    print("\n== 3. search: Ray Tune + Optuna (TPE) + ASHA over m+, m-, gamma, theta, alpha, beta")
+    from relext_ray.config import load_search
+    from relext_ray.tune import search
+
+    found = search(load_search(CONFIGS / "smoke.yaml", [
+        f"experiment.data.data_dir={SAMPLE_DIR}",
+        f"experiment.data.prepared_dir={out / 'prepared'}",
+        f"experiment.train.checkpoint_dir={out / 'best'}",
+        f"search.storage_path={out / 'tune'}"]))
+    print(f"best config: {found['best_config']}")
+    print(f"MLflow search run {found['parent_run_id']}, best model {found['model_uri']}")
     if uri.startswith("sqlite:"):
-        print(f"review it: mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+        print(f"\nSee it all in the MLflow UI (experiments relext-demo and relext-smoke):\n"
+              f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
+              f"  then open http://127.0.0.1:5000")
 
 
 def main(argv: list[str] | None = None) -> int:
