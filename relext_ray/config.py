@@ -200,22 +200,33 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read a YAML config, apply ``key.path=value`` overrides, validate; errors name the key."""
-    p = Path(path)
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping with ``${VAR}`` expanded; one clear error for a missing or broken file."""
     try:
-        tree = yaml.safe_load(expand_vars(p.read_text(encoding="utf-8"))) or {}
+        tree = yaml.safe_load(expand_vars(path.read_text(encoding="utf-8"))) or {}
     except FileNotFoundError:
-        raise RelextError(f"config file not found: {p}") from None
+        raise RelextError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise RelextError(f"{p}: not valid YAML: {exc}") from None
+        raise RelextError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
-        raise RelextError(f"{p}: expected a mapping at the top level")
+        raise RelextError(f"{path}: expected a mapping at the top level")
+    return tree
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
+    """``key.path=value`` items (values in YAML syntax) set into ``tree``."""
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise RelextError(f"--set expects key.path=value, got {item!r}")
         _set(tree, key.strip(), yaml.safe_load(raw))
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML config, apply ``key.path=value`` overrides, validate; errors name the key."""
+    p = Path(path)
+    tree = read_yaml(p)
+    apply_overrides(tree, overrides)
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as exc:
@@ -315,24 +326,13 @@ def load_search(path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     ``experiment``, optional ``overrides`` of it, and ``search``. ``--set`` overrides apply to the
     whole file (``search.num_samples=4``, ``experiment.train.epochs=2``)."""
     p = Path(path)
-    try:
-        tree = yaml.safe_load(expand_vars(p.read_text(encoding="utf-8"))) or {}
-    except FileNotFoundError:
-        raise RelextError(f"config file not found: {p}") from None
-    except yaml.YAMLError as exc:
-        raise RelextError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(tree, dict):
-        raise RelextError(f"{p}: expected a mapping at the top level")
+    tree = read_yaml(p)
     base = tree.pop("base", None)
     base_overrides = tree.pop("overrides", []) or []
     if base is not None:
         exp = load_experiment(p.parent / base, base_overrides)
         tree["experiment"] = json.loads(exp.model_dump_json())
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise RelextError(f"--set expects key.path=value, got {item!r}")
-        _set(tree, key.strip(), yaml.safe_load(raw))
+    apply_overrides(tree, overrides)
     try:
         return TuneExperimentConfig.model_validate(tree)
     except ValidationError as exc:
