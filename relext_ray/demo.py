@@ -51,10 +51,14 @@ def demo(out: Path) -> None:
         f"search.storage_path={out / 'tune'}"]))
     print(f"best config: {found['best_config']}")
     print(f"MLflow search run {found['parent_run_id']}, best model {found['model_uri']}")
-    if uri.startswith("sqlite:"):
-        print(f"\nSee it all in the MLflow UI (experiments relext-demo and relext-smoke):\n"
-              f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-              f"  then open http://127.0.0.1:5000")
+    from relext_ray.tracking import experiment_id, ui_link
+
+    base = uri if uri.startswith("http") else "http://127.0.0.1:5000"
+    print("\nSee it all in the MLflow UI:")
+    if not uri.startswith("http"):
+        print(f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000")
+    for name in ("relext-demo", "relext-smoke"):
+        print(f"  {name}: {ui_link(base, experiment_id(name))}")
 
 
 def main(argv: list[str] | None = None) -> int:

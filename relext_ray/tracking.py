@@ -26,6 +26,16 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_KIND = "custom_model_development"
 
 
+# MLflow 3's UI picks its view from this URL parameter (else from the browser's last choice,
+# GenAI by default); the experiment tag below covers UIs that read the experiment kind instead.
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def ui_link(base_url: str, experiment_id: str) -> str:
+    """A link that opens the experiment on the training-runs view of the MLflow UI."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?{TRAINING_VIEW}"
+
+
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns.db').resolve()}"
 

@@ -41,3 +41,10 @@ def test_run_on_a_tracking_server(tmp_path, mlflow_server, monkeypatch):
         out = model.predict(records)
         assert len(out) > 0 and set(out["sentence_id"]) <= {s.id for s in sentences}
         assert {"head_text", "tail_text", "relation", "score"} <= set(out.columns)
+
+
+def test_ui_link_opens_the_training_view():
+    from relext_ray.tracking import ui_link
+
+    assert ui_link("http://127.0.0.1:5000/", "7") == \
+        "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
