@@ -30,7 +30,14 @@ from ray.tune.search.optuna import OptunaSearch
 
 from relext_ray import tracking
 from relext_ray.cluster import init_ray
-from relext_ray.config import Distribution, ExperimentConfig, TuneExperimentConfig, load_search, with_values
+from relext_ray.config import (
+    Distribution,
+    ExperimentConfig,
+    SearchConfig,
+    TuneExperimentConfig,
+    load_search,
+    with_values,
+)
 from relext_ray.errors import cli_exit
 
 TRIAL_METRICS = ("loss", "loss_class", "loss_id", "dev_precision", "dev_recall", "dev_f1",
@@ -63,6 +70,12 @@ def trial_function(params: dict[str, Any], base: dict[str, Any]) -> None:
         tune.report({**metrics, "epoch": epoch})
 
     run(cfg, callback=report, save=False)
+
+
+def make_trainable(base: dict[str, Any], s: SearchConfig) -> Any:
+    """The trial function with its base config and per-trial resources (fractional GPUs too)."""
+    return tune.with_resources(tune.with_parameters(trial_function, base=base),
+                               {"cpu": s.resources_per_trial.cpu, "gpu": s.resources_per_trial.gpu})
 
 
 class MlflowTrials(tune.Callback):
@@ -197,9 +210,7 @@ def search(cfg: TuneExperimentConfig) -> dict[str, Any]:
         mlflow.log_dict(json.loads(cfg.model_dump_json()), "search_config.json")
         trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
                                  exp_cfg.train.patience)
-        trainable = tune.with_resources(
-            tune.with_parameters(trial_function, base=base),
-            {"cpu": s.resources_per_trial.cpu, "gpu": s.resources_per_trial.gpu})
+        trainable = make_trainable(base, s)
         tuner = tune.Tuner(
             trainable,
             param_space=tune_space(s.space),

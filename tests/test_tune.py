@@ -136,3 +136,17 @@ def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server):
     assert len(out) == len(expected) > 0
     assert list(out["relation"]) == [r["relation"] for r in expected]
     assert list(out["score"]) == pytest.approx([r["score"] for r in expected], abs=1e-5)
+
+
+def test_trials_request_the_configured_cpus_and_fractional_gpus():
+    """No GPU here: check what each trial asks Ray for (its placement-group bundle)."""
+    from relext_ray.tune import make_trainable, tune_space
+
+    cfg = load_search(SMOKE, ["search.resources_per_trial.gpu=0.25",
+                              "search.resources_per_trial.cpu=2"])
+    trainable = make_trainable({}, cfg.search)
+    assert trainable._resources.bundles == [{"CPU": 2.0, "GPU": 0.25}]
+    space = tune_space(cfg.search.space)
+    assert set(space) == set(cfg.search.space)
+    assert space["model.use_tag"].categories == [True, False]
+    assert (space["loss.gamma"].lower, space["loss.gamma"].upper) == (0.5, 4.0)
