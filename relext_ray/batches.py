@@ -20,13 +20,12 @@ from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.records import Entity, Relation, Sentence
 from relext_ray.corpus.sources import Unit, read_unit
 from relext_ray.instances import (
-    FEATURE_COLUMNS,
     LIST_COLUMNS,
     Mode,
     TypeFilter,
     extract,
-    features,
     relation_type_combos,
+    stack_features,
 )
 from relext_ray.vocab import Vocabularies
 
@@ -133,32 +132,14 @@ class FeatureContext:
 
 def featurize(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
     """Sentences → instance rows (kept by the type filter only), built column-wise."""
-    cols: dict[str, list[Any]] = {name: [] for name in FEATURE_COLUMNS}
-    mats: dict[str, list[np.ndarray]] = {name: [] for name in LIST_COLUMNS}
-    lengths: list[np.ndarray] = []
-    for payload in _column(batch, "payload"):
-        s = sentence_from_json(payload)
-        kept, _, _ = extract(s, ctx.mode, ctx.type_filter)
-        if not kept:
-            continue
-        f = features(s, kept, ctx.vocabs, ctx.max_distance, ctx.lowercase)
-        for name in FEATURE_COLUMNS:
-            cols[name].extend(f[name])
-        for name in LIST_COLUMNS:
-            mats[name].append(f[name].ravel())
-        lengths.append(np.full(len(kept), len(s.tokens), dtype=np.int32))
-    offsets = np.zeros(1 + sum(len(x) for x in lengths), dtype=np.int32)
-    if lengths:
-        np.cumsum(np.concatenate(lengths), out=offsets[1:])
-    arrays = []
-    for fld in INSTANCE_SCHEMA:
-        if fld.name in LIST_COLUMNS:
-            values = (np.concatenate(mats[fld.name]) if mats[fld.name]
-                      else np.zeros(0, fld.type.value_type.to_pandas_dtype()))
-            arrays.append(pa.ListArray.from_arrays(
-                pa.array(offsets), pa.array(values, type=fld.type.value_type)))
-        else:
-            arrays.append(pa.array(cols[fld.name], type=fld.type))
+    st = stack_features((sentence_from_json(p) for p in _column(batch, "payload")), ctx.mode,
+                        ctx.type_filter, ctx.vocabs, ctx.max_distance, ctx.lowercase)
+    offsets = pa.array(st.offsets.astype(np.int32))
+    arrays = [
+        pa.ListArray.from_arrays(offsets, pa.array(st.flat[f.name], type=f.type.value_type))
+        if f.name in LIST_COLUMNS else pa.array(st.scalars[f.name], type=f.type)
+        for f in INSTANCE_SCHEMA
+    ]
     return pa.Table.from_arrays(arrays, schema=INSTANCE_SCHEMA)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from relext_ray.corpus.records import Sentence
-from relext_ray.instances import LIST_COLUMNS, extract, features
+from relext_ray.instances import stack_features
 from relext_ray.tensors import SplitArrays
 from relext_ray.train import Checkpoint, decision_matrix, load_checkpoint
 
@@ -23,40 +23,16 @@ def sentences_to_arrays(sentences: list[Sentence], ckpt: Checkpoint
                         ) -> tuple[SplitArrays, list[tuple[Sentence, int, int]], int]:
     """Instances of ``sentences`` as arrays, their (sentence, e1, e2), and how many the type
     filter removed (those are not scored)."""
-    cols: dict[str, list[Any]] = {n: [] for n in ("e1_start", "e1_end", "e2_start", "e2_end",
-                                                  "label_id", "sentence_id", "instance_id")}
-    mats: dict[str, list[np.ndarray]] = {n: [] for n in LIST_COLUMNS}
-    lengths: list[int] = []
-    pairs: list[tuple[Sentence, int, int]] = []
-    filtered = 0
-    mode = ckpt.meta["mode"]
-    lowercase = ckpt.config.data.lowercase
-    for s in sentences:
-        kept, dropped, _ = extract(s, mode, ckpt.type_filter)
-        filtered += len(dropped)
-        if not kept:
-            continue
-        f = features(s, kept, ckpt.vocabs, ckpt.meta["max_distance"], lowercase)
-        for n in cols:
-            cols[n].extend(f[n])
-        for n in LIST_COLUMNS:
-            mats[n].append(f[n].ravel())
-        lengths.extend([len(s.tokens)] * len(kept))
-        pairs.extend((s, i.e1, i.e2) for i in kept)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-
-    def flat(name: str, dtype: type) -> np.ndarray:
-        return np.concatenate(mats[name]).astype(dtype) if mats[name] else np.zeros(0, dtype)
-
-    spans = np.array([cols["e1_start"], cols["e1_end"], cols["e2_start"], cols["e2_end"]],
+    st = stack_features(sentences, ckpt.meta["mode"], ckpt.type_filter, ckpt.vocabs,
+                        ckpt.meta["max_distance"], ckpt.config.data.lowercase)
+    c = st.scalars
+    spans = np.array([c["e1_start"], c["e1_end"], c["e2_start"], c["e2_end"]],
                      dtype=np.int64).T.reshape(-1, 4)
-    arrays = SplitArrays(offsets, flat("token_ids", np.int32), flat("pos1", np.int8),
-                         flat("pos2", np.int8), flat("tag_ids", np.int16), spans,
-                         np.asarray(cols["label_id"], dtype=np.int64),
-                         np.asarray(cols["sentence_id"], dtype=object),
-                         np.asarray(cols["instance_id"], dtype=object))
-    return arrays, pairs, filtered
+    arrays = SplitArrays(st.offsets, st.flat["token_ids"], st.flat["pos1"], st.flat["pos2"],
+                         st.flat["tag_ids"], spans, np.asarray(c["label_id"], dtype=np.int64),
+                         np.asarray(c["sentence_id"], dtype=object),
+                         np.asarray(c["instance_id"], dtype=object))
+    return arrays, [(s, i.e1, i.e2) for s, i in st.instances], st.filtered
 
 
 @dataclass

@@ -225,3 +225,47 @@ def features(sentence: Sentence, instances: list[Instance], vocabs: Vocabularies
                                    max_distance).astype(np.int8).reshape(k, n),
         "tag_ids": np.broadcast_to(tag_row, (k, n)),
     }
+
+
+LIST_DTYPES = {"token_ids": np.int32, "pos1": np.int8, "pos2": np.int8, "tag_ids": np.int16}
+
+
+@dataclass
+class StackedFeatures:
+    """Features of many sentences' kept instances: scalar columns as lists, list columns as
+    flat arrays sharing one ``offsets`` array (the Arrow list layout)."""
+
+    scalars: dict[str, list[Any]]
+    flat: dict[str, np.ndarray]
+    offsets: np.ndarray
+    instances: list[tuple[Sentence, Instance]]
+    filtered: int
+
+
+def stack_features(sentences: Iterable[Sentence], mode: Mode, type_filter: TypeFilter | None,
+                   vocabs: Vocabularies, max_distance: int,
+                   lowercase: bool = False) -> StackedFeatures:
+    """Extract, filter and featurise every sentence; the shared path of prepare and predict."""
+    scalars: dict[str, list[Any]] = {name: [] for name in FEATURE_COLUMNS}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in LIST_COLUMNS}
+    lengths: list[int] = []
+    kept_pairs: list[tuple[Sentence, Instance]] = []
+    filtered = 0
+    for s in sentences:
+        kept, dropped, _ = extract(s, mode, type_filter)
+        filtered += len(dropped)
+        if not kept:
+            continue
+        f = features(s, kept, vocabs, max_distance, lowercase)
+        for name in FEATURE_COLUMNS:
+            scalars[name].extend(f[name])
+        for name in LIST_COLUMNS:
+            parts[name].append(f[name].ravel())
+        lengths.extend([len(s.tokens)] * len(kept))
+        kept_pairs.extend((s, i) for i in kept)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = {name: (np.concatenate(parts[name]) if parts[name]
+                   else np.zeros(0, LIST_DTYPES[name])).astype(LIST_DTYPES[name], copy=False)
+            for name in LIST_COLUMNS}
+    return StackedFeatures(scalars, flat, offsets, kept_pairs, filtered)
