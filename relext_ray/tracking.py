@@ -157,8 +157,8 @@ def log_model(checkpoint: Path, register_as: str | None = None) -> str:
     return info.model_uri
 
 
-def log_result(cfg: ExperimentConfig, result: Any, data: Any, test_matrix: np.ndarray | None,
-               register: bool = True) -> str | None:
+def log_result(cfg: ExperimentConfig, result: Any, data: Any,
+               test_matrix: np.ndarray | None) -> str | None:
     """Final metrics, artifacts and the model of a finished ``train.run``."""
     mlflow.log_metrics({k: float(v) for k, v in result.metrics().items()},
                        step=result.epochs_run)
@@ -177,4 +177,4 @@ def log_result(cfg: ExperimentConfig, result: Any, data: Any, test_matrix: np.nd
         mlflow.log_artifacts(str(d))
     if result.checkpoint is None:
         return None
-    return log_model(result.checkpoint, cfg.tracking.register_as if register else None)
+    return log_model(result.checkpoint, cfg.tracking.register_as)

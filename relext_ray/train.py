@@ -281,6 +281,11 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
 def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
         save: bool = True) -> TrainResult:
     """Prepare if needed, train on train, select on dev, score test; save a checkpoint."""
+    return _run(cfg, callback, save)[0]
+
+
+def _run(cfg: ExperimentConfig, callback: EpochCallback | None,
+         save: bool) -> tuple[TrainResult, PreparedData]:
     data = PreparedData.load(ensure_prepared(cfg))
     for split in ("train", "dev"):
         if split not in data.splits:
@@ -289,7 +294,7 @@ def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
     configure_threads(cfg.train.num_threads)
     fitted = fit(cfg, data, data.splits["train"], data.splits["dev"], device, callback,
                  data.missed_positives("dev"))
-    return evaluate_fitted(cfg, data, fitted, device, save)
+    return evaluate_fitted(cfg, data, fitted, device, save), data
 
 
 def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
@@ -309,8 +314,7 @@ def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
             if callback is not None:
                 callback(epoch, metrics)
 
-        result = run(cfg, both)
-        data = PreparedData.load(cfg.prepared_dir, splits=("test",))
+        result, data = _run(cfg, both, save=True)
         model_uri = tracking.log_result(cfg, result, data, result.test_matrix)
         return result, active.info.run_id, model_uri
 
