@@ -59,13 +59,13 @@ INSTANCE_SCHEMA = pa.schema([
 COUNTS_SCHEMA = pa.schema([("split", pa.string()), ("payload", pa.string())])
 
 
-def _column(batch: Mapping[str, Any], name: str) -> list[Any]:
+def column_of(batch: Mapping[str, Any], name: str) -> list[Any]:
     col = batch[name]
     return col.to_pylist() if hasattr(col, "to_pylist") else list(col)
 
 
-def _rows(batch: Mapping[str, Any], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
-    return zip(*(_column(batch, n) for n in names), strict=True)
+def rows_of(batch: Mapping[str, Any], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    return zip(*(column_of(batch, n) for n in names), strict=True)
 
 
 def sentence_from_json(text: str) -> Sentence:
@@ -83,7 +83,7 @@ def parse_units(batch: Mapping[str, Any], brat: BratOptions) -> pa.Table:
     """Units of work → one row per sentence, per reject and per unit's counters."""
     splits, kinds, payloads = [], [], []
     names = ("split", "corpus", "path", "start", "stop")
-    for split, corpus, path, start, stop in _rows(batch, names):
+    for split, corpus, path, start, stop in rows_of(batch, names):
         unit = Unit(split, corpus, path, int(start), None if stop is None else int(stop))
         result = read_unit(unit, brat)
         for s in result.sentences:
@@ -104,7 +104,7 @@ def training_counts(batch: Mapping[str, Any], mode: Mode, lowercase: bool) -> pa
     """Partial vocabulary and type-combination counts of a batch of training sentences."""
     tokens: Counter[str] = Counter()
     entity_types: Counter[str] = Counter()
-    sentences = [sentence_from_json(p) for p in _column(batch, "payload")]
+    sentences = [sentence_from_json(p) for p in column_of(batch, "payload")]
     for s in sentences:
         tokens.update([t.lower() for t in s.tokens] if lowercase else s.tokens)
         entity_types.update(e.type for e in s.entities)
@@ -132,7 +132,7 @@ class FeatureContext:
 
 def featurize(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
     """Sentences → instance rows (kept by the type filter only), built column-wise."""
-    st = stack_features((sentence_from_json(p) for p in _column(batch, "payload")), ctx.mode,
+    st = stack_features((sentence_from_json(p) for p in column_of(batch, "payload")), ctx.mode,
                         ctx.type_filter, ctx.vocabs, ctx.max_distance, ctx.lowercase)
     offsets = pa.array(st.offsets.astype(np.int32))
     arrays = [
@@ -146,7 +146,7 @@ def featurize(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
 def instance_counts(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
     """Per-split statistics of a batch of sentences: the numbers behind ``stats.json``."""
     per_split: dict[str, Counter[str]] = {}
-    for split, payload in _rows(batch, ("split", "payload")):
+    for split, payload in rows_of(batch, ("split", "payload")):
         s = sentence_from_json(payload)
         kept, dropped, conflicts = extract(s, ctx.mode, ctx.type_filter)
         c = per_split.setdefault(split, Counter())

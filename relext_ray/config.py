@@ -280,6 +280,9 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     space: dict[str, Distribution]
+    algorithm: Literal["tpe", "random"] = Field(
+        "tpe", description="Optuna sampler: TPE, or random search as a reference")
+    startup_trials: int = Field(10, ge=1, description="random trials before TPE models the space")
     num_samples: int = Field(20, ge=1)
     max_concurrent: int = Field(2, ge=1)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
@@ -287,6 +290,7 @@ class SearchConfig(BaseModel):
     mode: Literal["max", "min"] = "max"
     seed: int = 1
     resources_per_trial: Resources = Field(default_factory=Resources)
+    max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
     storage_path: Path = Path("out/tune")
     register_as: str | None = Field(None, description="Model Registry name for the best model")
 

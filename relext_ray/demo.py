@@ -48,7 +48,7 @@ def demo(out: Path) -> None:
         f"experiment.data.data_dir={SAMPLE_DIR}",
         f"experiment.data.prepared_dir={out / 'prepared'}",
         f"experiment.train.checkpoint_dir={out / 'best'}",
-        f"search.storage_path={out / 'tune'}"]))
+        f"search.storage_path={out / 'tune'}"]), overwrite=True)
     print(f"best config: {found['best_config']}")
     print(f"MLflow search run {found['parent_run_id']}, best model {found['model_uri']}")
     from relext_ray.tracking import experiment_id, ui_link

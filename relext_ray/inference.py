@@ -1,7 +1,7 @@
 """Scoring raw sentences with a checkpoint: the same instance rules, vocabularies and type
 filter as in training, so predictions are consistent with what the model learned.
 
-Pure Python + torch (no Ray): the MLflow pyfunc model and the batch-prediction actors use it.
+Pure Python + torch (no Ray): the MLflow pyfunc model and the batch-prediction replicas use it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from relext_ray.corpus.records import Sentence
 from relext_ray.instances import stack_features
+from relext_ray.metrics import confusion_matrix
 from relext_ray.tensors import SplitArrays
 from relext_ray.train import Checkpoint, decision_matrix, load_checkpoint
 
+PAIR_FIELDS = [
+    ("sentence_id", pa.string()),
+    ("head", pa.int32()), ("head_start", pa.int32()), ("head_end", pa.int32()),
+    ("head_type", pa.string()), ("head_text", pa.string()),
+    ("tail", pa.int32()), ("tail_start", pa.int32()), ("tail_end", pa.int32()),
+    ("tail_type", pa.string()), ("tail_text", pa.string()),
+    ("relation", pa.string()), ("score", pa.float32()),
+]
+
+
+def prediction_schema(labels: list[str], all_scores: bool) -> pa.Schema:
+    """One row per scored pair; ``scores`` holds every class's score when asked for."""
+    fields = list(PAIR_FIELDS)
+    if all_scores:
+        fields.append(("scores", pa.struct([(name, pa.float32()) for name in labels[1:]])))
+    return pa.schema(fields)
+
 
 def sentences_to_arrays(sentences: list[Sentence], ckpt: Checkpoint
-                        ) -> tuple[SplitArrays, list[tuple[Sentence, int, int]], int]:
-    """Instances of ``sentences`` as arrays, their (sentence, e1, e2), and how many the type
-    filter removed (those are not scored)."""
+                        ) -> tuple[SplitArrays, Any]:
+    """Instances of ``sentences`` as model arrays, and the stacked features they came from
+    (pairs, gold labels, and how many pairs the type filter removed: those are not scored)."""
     st = stack_features(sentences, ckpt.meta["mode"], ckpt.type_filter, ckpt.vocabs,
                         ckpt.meta["max_distance"], ckpt.config.data.lowercase)
     c = st.scalars
@@ -32,7 +51,17 @@ def sentences_to_arrays(sentences: list[Sentence], ckpt: Checkpoint
                          st.flat["tag_ids"], spans, np.asarray(c["label_id"], dtype=np.int64),
                          np.asarray(c["sentence_id"], dtype=object),
                          np.asarray(c["instance_id"], dtype=object))
-    return arrays, [(s, i.e1, i.e2) for s, i in st.instances], st.filtered
+    return arrays, st
+
+
+@dataclass
+class Scored:
+    """A batch of sentences after the model: the output table and what to account for."""
+
+    table: pa.Table
+    pairs_filtered: int
+    filtered_positives: int
+    confusion: np.ndarray  # gold × predicted (see ``metrics.confusion_matrix``)
 
 
 @dataclass
@@ -41,7 +70,7 @@ class Predictor:
     device: torch.device
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu") -> Predictor:
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Predictor:
         dev = torch.device(device)
         return cls(load_checkpoint(directory, dev), dev)
 
@@ -49,33 +78,54 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.checkpoint.meta["labels"]
 
+    @property
+    def joiner(self) -> str:
+        """Mention text: characters of a character-level (brat) model join without spaces."""
+        return "" if self.checkpoint.config.data.corpus == "brat" else " "
+
     def default_theta(self) -> float:
         return float(self.checkpoint.meta["theta"])
+
+    def score(self, sentences: list[Sentence], theta: float | None = None,
+              all_scores: bool = False) -> Scored:
+        """Score every kept pair of ``sentences`` column-wise into an Arrow table."""
+        theta = self.default_theta() if theta is None else theta
+        ck = self.checkpoint
+        arrays, st = sentences_to_arrays(sentences, ck)
+        n_labels = len(self.labels)
+        schema = prediction_schema(self.labels, all_scores)
+        if not st.instances:
+            return Scored(schema.empty_table(), st.filtered, st.filtered_positives,
+                          np.zeros((n_labels + 1, n_labels), dtype=np.int64))
+        matrix = decision_matrix(ck.model, ck.config, arrays, ck.meta["max_distance"],
+                                 self.device)
+        top = matrix.max(axis=1)
+        pred = np.where(top >= theta, matrix.argmax(axis=1) + 1, 0)
+        c = st.scalars
+        j = self.joiner
+        columns: dict[str, Any] = {
+            "sentence_id": c["sentence_id"],
+            "head": c["e1"], "head_start": c["e1_start"], "head_end": c["e1_end"],
+            "head_type": c["e1_type"],
+            "head_text": [j.join(s.tokens[s.entities[i.e1].start:s.entities[i.e1].end])
+                          for s, i in st.instances],
+            "tail": c["e2"], "tail_start": c["e2_start"], "tail_end": c["e2_end"],
+            "tail_type": c["e2_type"],
+            "tail_text": [j.join(s.tokens[s.entities[i.e2].start:s.entities[i.e2].end])
+                          for s, i in st.instances],
+            "relation": pa.array(np.asarray(self.labels, dtype=object)[pred]),
+            "score": top.astype(np.float32),
+        }
+        if all_scores:
+            columns["scores"] = pa.StructArray.from_arrays(
+                [pa.array(matrix[:, k].astype(np.float32)) for k in range(matrix.shape[1])],
+                fields=list(schema.field("scores").type))
+        table = pa.Table.from_pydict(columns, schema=schema)
+        return Scored(table, st.filtered, st.filtered_positives,
+                      confusion_matrix(arrays.labels, pred, n_labels))
 
     def predict(self, sentences: list[Sentence], theta: float | None = None,
                 all_scores: bool = False) -> tuple[list[dict[str, Any]], int]:
         """One row per scored entity pair, and the number of pairs the type filter removed."""
-        theta = self.default_theta() if theta is None else theta
-        arrays, pairs, filtered = sentences_to_arrays(sentences, self.checkpoint)
-        if not pairs:
-            return [], filtered
-        ck = self.checkpoint
-        matrix = decision_matrix(ck.model, ck.config, arrays, ck.meta["max_distance"], self.device)
-        top = matrix.max(axis=1)
-        best = matrix.argmax(axis=1) + 1
-        rows = []
-        for k, (s, e1, e2) in enumerate(pairs):
-            h, t = s.entities[e1], s.entities[e2]
-            label = self.labels[best[k]] if top[k] >= theta else self.labels[0]
-            row = {
-                "sentence_id": s.id,
-                "head": e1, "head_start": h.start, "head_end": h.end, "head_type": h.type,
-                "head_text": " ".join(s.tokens[h.start:h.end]),
-                "tail": e2, "tail_start": t.start, "tail_end": t.end, "tail_type": t.type,
-                "tail_text": " ".join(s.tokens[t.start:t.end]),
-                "relation": label, "score": float(top[k]),
-            }
-            if all_scores:
-                row["scores"] = {self.labels[c + 1]: float(v) for c, v in enumerate(matrix[k])}
-            rows.append(row)
-        return rows, filtered
+        scored = self.score(sentences, theta, all_scores)
+        return scored.table.to_pylist(), scored.pairs_filtered

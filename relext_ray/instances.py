@@ -240,6 +240,7 @@ class StackedFeatures:
     offsets: np.ndarray
     instances: list[tuple[Sentence, Instance]]
     filtered: int
+    filtered_positives: int = 0
 
 
 def stack_features(sentences: Iterable[Sentence], mode: Mode, type_filter: TypeFilter | None,
@@ -250,10 +251,11 @@ def stack_features(sentences: Iterable[Sentence], mode: Mode, type_filter: TypeF
     parts: dict[str, list[np.ndarray]] = {name: [] for name in LIST_COLUMNS}
     lengths: list[int] = []
     kept_pairs: list[tuple[Sentence, Instance]] = []
-    filtered = 0
+    filtered = filtered_positives = 0
     for s in sentences:
         kept, dropped, _ = extract(s, mode, type_filter)
         filtered += len(dropped)
+        filtered_positives += sum(i.label != OTHER for i in dropped)
         if not kept:
             continue
         f = features(s, kept, vocabs, max_distance, lowercase)
@@ -268,4 +270,4 @@ def stack_features(sentences: Iterable[Sentence], mode: Mode, type_filter: TypeF
     flat = {name: (np.concatenate(parts[name]) if parts[name]
                    else np.zeros(0, LIST_DTYPES[name])).astype(LIST_DTYPES[name], copy=False)
             for name in LIST_COLUMNS}
-    return StackedFeatures(scalars, flat, offsets, kept_pairs, filtered)
+    return StackedFeatures(scalars, flat, offsets, kept_pairs, filtered, filtered_positives)

@@ -59,29 +59,43 @@ def score(gold: np.ndarray, pred: np.ndarray, labels: list[str],
     ``labels`` are the names of ids 0..C (``labels[0]`` is Other). The confusion matrix has rows
     for gold ids (plus a last row for unknown gold classes) and columns for predicted ids.
     """
+    return scores_from_confusion(confusion_matrix(gold, pred, len(labels)), labels,
+                                 missed_positives)
+
+
+def confusion_matrix(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> np.ndarray:
+    """Rows: gold ids 0..C and a last row for gold classes the model does not know (id < 0)."""
     gold = np.asarray(gold, dtype=np.int64)
     pred = np.asarray(pred, dtype=np.int64)
     if gold.shape != pred.shape:
         raise ValueError(f"gold and pred differ in shape: {gold.shape} vs {pred.shape}")
-    g_pos, p_pos = gold != 0, pred != 0
-    tp = int(np.sum(g_pos & (pred == gold)))
-    fn = int(np.sum(g_pos & ~p_pos)) + missed_positives
-    fp = int(np.sum(~g_pos & p_pos))
-    wrong = int(np.sum(g_pos & p_pos & (pred != gold)))
-    gold_total = int(g_pos.sum()) + missed_positives
-    p, r, f = _prf(tp, int(p_pos.sum()), gold_total)
+    confusion = np.zeros((n_labels + 1, n_labels), dtype=np.int64)
+    np.add.at(confusion, (np.where(gold < 0, n_labels, gold), pred), 1)
+    return confusion
 
+
+def scores_from_confusion(confusion: np.ndarray, labels: list[str],
+                          missed_positives: int = 0) -> Scores:
+    """All scores from summed confusion matrices: how streaming prediction evaluates."""
+    m = np.asarray(confusion, dtype=np.int64)
     n = len(labels)
-    confusion = np.zeros((n + 1, n), dtype=np.int64)
-    np.add.at(confusion, (np.where(gold < 0, n, gold), pred), 1)
+    if m.shape != (n + 1, n):
+        raise ValueError(f"confusion matrix of shape {m.shape}, expected {(n + 1, n)}")
+    gold_pos = m[1:]  # rows of gold relations, the unknown-class row included
+    diag = np.array([m[c, c] for c in range(1, n)], dtype=np.int64)
+    tp = int(diag.sum())
+    predicted = int(m[:, 1:].sum())
+    fn = int(gold_pos[:, 0].sum()) + missed_positives
+    fp = int(m[0, 1:].sum())
+    wrong = int(gold_pos[:, 1:].sum()) - tp
+    gold_total = int(gold_pos.sum()) + missed_positives
+    p, r, f = _prf(tp, predicted, gold_total)
     per_class = {}
     for c in range(1, n):
-        c_tp = int(np.sum((gold == c) & (pred == c)))
-        cp, cr, cf = _prf(c_tp, int(np.sum(pred == c)), int(np.sum(gold == c)))
-        per_class[labels[c]] = {"precision": cp, "recall": cr, "f1": cf,
-                                "support": int(np.sum(gold == c))}
-    return Scores(p, r, f, tp, int(p_pos.sum()), gold_total, fn, fp, wrong, per_class,
-                  confusion.tolist())
+        support = int(m[c].sum())
+        cp, cr, cf = _prf(int(m[c, c]), int(m[:, c].sum()), support)
+        per_class[labels[c]] = {"precision": cp, "recall": cr, "f1": cf, "support": support}
+    return Scores(p, r, f, tp, predicted, gold_total, fn, fp, wrong, per_class, m.tolist())
 
 
 def best_threshold(gold: np.ndarray, scores: np.ndarray, labels: list[str],

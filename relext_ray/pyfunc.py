@@ -11,7 +11,8 @@ class RelationExtractor(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from relext_ray.inference import Predictor
 
-        self.predictor = Predictor.load(context.artifacts["checkpoint"])
+        self.checkpoint_dir = context.artifacts["checkpoint"]
+        self.predictor = Predictor.load(self.checkpoint_dir)
 
     def predict(self, context, model_input: pd.DataFrame,
                 params: dict[str, float] | None = None) -> pd.DataFrame:
@@ -21,5 +22,4 @@ class RelationExtractor(mlflow.pyfunc.PythonModel):
             else list(model_input)
         sentences = [sentence_from_dict(r, f"row:{i}") for i, r in enumerate(records)]
         theta = (params or {}).get("theta")
-        rows, _ = self.predictor.predict(sentences, theta=theta)
-        return pd.DataFrame(rows)
+        return self.predictor.score(sentences, theta=theta).table.to_pandas()

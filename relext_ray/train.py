@@ -150,10 +150,44 @@ class FitResult:
     seconds_per_epoch: float
 
 
+@dataclass
+class FitState:
+    """Everything needed to continue a fit after the process died: the weights and optimizer
+    after ``epoch``, the best weights so far, and the random generators' states."""
+
+    epoch: int
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    best_f1: float
+    best_epoch: int
+    best_model: dict[str, Any] | None
+    best_dev: Scores | None
+    history: list[dict[str, float]]
+    epoch_seconds: list[float]
+    numpy_rng: dict[str, Any]
+    torch_rng: torch.Tensor
+
+    def save(self, path: Path) -> None:
+        torch.save(self.__dict__, path)
+
+    @classmethod
+    def load(cls, path: Path) -> FitState:
+        # Our own file, written by ``save``: it holds Python objects besides tensors.
+        return cls(**torch.load(path, map_location="cpu", weights_only=False))
+
+
+StateCallback = Callable[[dict[str, float], FitState], None]
+
+
 def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: SplitArrays,
         device: torch.device, callback: EpochCallback | None = None,
-        dev_missed: int = 0) -> FitResult:
-    """Train with early stopping on dev F1 (at the configured theta); keep the best weights."""
+        dev_missed: int = 0, resume: FitState | None = None,
+        on_state: StateCallback | None = None) -> FitResult:
+    """Train with early stopping on dev F1 (at the configured theta); keep the best weights.
+
+    ``on_state`` receives each epoch's metrics with a resumable state; ``resume`` continues
+    from such a state exactly as if the run had never stopped.
+    """
     seed_everything(cfg.train.seed)
     model = build_model(cfg, data).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.train.lr,
@@ -163,7 +197,19 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
     best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, None
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
-    for epoch in range(1, cfg.train.epochs + 1):
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        rng.bit_generator.state = resume.numpy_rng
+        torch.set_rng_state(resume.torch_rng)
+        best_f1, best_epoch = resume.best_f1, resume.best_epoch
+        best_state, best_dev = resume.best_model, resume.best_dev
+        history, epoch_seconds = list(resume.history), list(resume.epoch_seconds)
+        first = resume.epoch + 1
+        if resume.epoch - best_epoch >= cfg.train.patience:
+            first = cfg.train.epochs + 1  # it had stopped early
+    for epoch in range(first, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         sums = {"loss": 0.0, "loss_class": 0.0, "loss_id": 0.0}
@@ -199,11 +245,17 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         history.append(metrics)
         if callback is not None:
             callback(epoch, metrics)
+        if on_state is not None:
+            on_state(metrics, FitState(epoch, model.state_dict(), optimizer.state_dict(), best_f1,
+                                       best_epoch, best_state, best_dev, history, epoch_seconds,
+                                       rng.bit_generator.state, torch.get_rng_state()))
         if epoch - best_epoch >= cfg.train.patience:
             break
-    assert best_state is not None and best_dev is not None
+    if best_state is None or best_dev is None:
+        raise RelextError("training ran no epoch: train.epochs must be at least 1")
     model.load_state_dict(best_state)
-    return FitResult(model, best_epoch, best_dev, history, float(np.mean(epoch_seconds)))
+    return FitResult(model, best_epoch, best_dev, history,
+                     float(np.mean(epoch_seconds)) if epoch_seconds else 0.0)
 
 
 @dataclass
@@ -279,13 +331,15 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
 
 
 def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
-        save: bool = True) -> TrainResult:
+        save: bool = True, resume: FitState | None = None,
+        on_state: StateCallback | None = None) -> TrainResult:
     """Prepare if needed, train on train, select on dev, score test; save a checkpoint."""
-    return _run(cfg, callback, save)[0]
+    return _run(cfg, callback, save, resume, on_state)[0]
 
 
-def _run(cfg: ExperimentConfig, callback: EpochCallback | None,
-         save: bool) -> tuple[TrainResult, PreparedData]:
+def _run(cfg: ExperimentConfig, callback: EpochCallback | None, save: bool,
+         resume: FitState | None = None,
+         on_state: StateCallback | None = None) -> tuple[TrainResult, PreparedData]:
     data = PreparedData.load(ensure_prepared(cfg))
     for split in ("train", "dev"):
         if split not in data.splits:
@@ -293,7 +347,7 @@ def _run(cfg: ExperimentConfig, callback: EpochCallback | None,
     device = resolve_device(cfg.train.device)
     configure_threads(cfg.train.num_threads)
     fitted = fit(cfg, data, data.splits["train"], data.splits["dev"], device, callback,
-                 data.missed_positives("dev"))
+                 data.missed_positives("dev"), resume, on_state)
     return evaluate_fitted(cfg, data, fitted, device, save), data
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ from relext_ray.config import (
     load_search,
     with_values,
 )
-from relext_ray.errors import cli_exit
+from relext_ray.errors import RelextError, cli_exit
 
 TRIAL_METRICS = ("loss", "loss_class", "loss_id", "dev_precision", "dev_recall", "dev_f1",
                  "best_dev_f1", "epoch_seconds")
@@ -59,17 +60,28 @@ def tune_space(space: dict[str, Distribution]) -> dict[str, Any]:
     return out
 
 
+STATE_FILE = "fit_state.pt"
+
+
 def trial_function(params: dict[str, Any], base: dict[str, Any]) -> None:
-    """One trial: the project's training run, reporting every epoch to Tune."""
-    from relext_ray.train import run
+    """One trial: the project's training run, reporting every epoch to Tune with a checkpoint,
+    so that a trial whose worker, node or driver died continues from its last epoch."""
+    from relext_ray.train import FitState, run
 
     cfg = with_values(ExperimentConfig.model_validate(base), params)
     cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"enabled": False})})
+    resume = None
+    start = tune.get_checkpoint()
+    if start is not None:
+        with start.as_directory() as d:
+            resume = FitState.load(Path(d) / STATE_FILE)
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
-        tune.report({**metrics, "epoch": epoch})
+    def report(metrics: dict[str, float], state: FitState) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            state.save(Path(tmp) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    run(cfg, callback=report, save=False)
+    run(cfg, save=False, resume=resume, on_state=report)
 
 
 def make_trainable(base: dict[str, Any], s: SearchConfig) -> Any:
@@ -79,32 +91,47 @@ def make_trainable(base: dict[str, Any], s: SearchConfig) -> Any:
 
 
 class MlflowTrials(tune.Callback):
-    """Child runs under the search's parent run, written from the driver only."""
+    """Child runs under the search's parent run, written from the driver only.
+
+    A trial's run is found again by its ``trial_id`` tag, so a resumed search continues the
+    runs of its earlier trials instead of duplicating them.
+    """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
                  epochs: int, patience: int) -> None:
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
         self.epochs, self.patience = epochs, patience
         self.runs: dict[str, str] = {}
-        self.last: dict[str, dict[str, Any]] = {}
 
     @property
     def client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient(self.uri)
 
+    def _existing(self, trial_id: str) -> Any:
+        found = self.client.search_runs(
+            [self.experiment_id], max_results=2,
+            filter_string=f"tags.trial_id = '{trial_id}' and "
+                          f"tags.`mlflow.parentRunId` = '{self.parent}'")
+        return found[0] if found else None
+
     def _run_id(self, trial: Any) -> str:
-        if trial.trial_id not in self.runs:
+        if trial.trial_id in self.runs:
+            return self.runs[trial.trial_id]
+        run = self._existing(trial.trial_id)
+        if run is None:
             run = self.client.create_run(
                 self.experiment_id, run_name=f"trial_{trial.trial_id}",
                 tags={"mlflow.parentRunId": self.parent, "trial_id": trial.trial_id})
-            self.runs[trial.trial_id] = run.info.run_id
             self.client.log_batch(run.info.run_id, params=[
                 Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
                 for k, v in trial.config.items()])
-        return self.runs[trial.trial_id]
+        self.runs[trial.trial_id] = run.info.run_id
+        return run.info.run_id
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._run_id(trial)
+        rid = self._run_id(trial)
+        if self.client.get_run(rid).info.status != "RUNNING":  # a restored trial
+            self.client.update_run(rid, status="RUNNING")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -113,11 +140,10 @@ class MlflowTrials(tune.Callback):
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         self.client.log_batch(rid, metrics=[Metric(k, float(result[k]), now, step)
                                             for k in TRIAL_METRICS if k in result])
-        self.last[trial.trial_id] = result
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         rid = self._run_id(trial)
-        last = self.last.get(trial.trial_id, {})
+        last = trial.last_result or {}
         epoch = int(last.get("epoch", 0))
         best_epoch = int(last.get("best_epoch", epoch))
         if epoch >= self.epochs:
@@ -170,28 +196,68 @@ def ranked_table(results: list[dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
-def search(cfg: TuneExperimentConfig) -> dict[str, Any]:
-    """Run the search; return the best config, its scores and the MLflow ids."""
+RECORD = "relext_search.json"
+
+
+def experiment_dir(cfg: TuneExperimentConfig) -> Path:
+    """Where Tune keeps the search (trial checkpoints, state), the Optuna study and our record."""
+    return Path(cfg.search.storage_path).resolve() / cfg.name
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+def _start(cfg: TuneExperimentConfig, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """Check the experiment folder against the request; the record of the search to resume."""
+    exp_dir = experiment_dir(cfg)
+    if resume:
+        if not (exp_dir / RECORD).exists() or not tune.Tuner.can_restore(str(exp_dir)):
+            raise RelextError(f"nothing to resume at {exp_dir}: no search was started there "
+                              "(run without --resume)")
+        record = json.loads((exp_dir / RECORD).read_text(encoding="utf-8"))
+        was, now = _flat(record["config"]), _flat(json.loads(cfg.model_dump_json()))
+        changed = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+        if changed:
+            raise RelextError(f"--resume needs the config the search at {exp_dir} started with; "
+                              f"these values differ: {', '.join(changed)}")
+        if record["tracking_uri"] != tracking.tracking_uri():
+            raise RelextError(f"the search at {exp_dir} is tracked in {record['tracking_uri']}; "
+                              f"set MLFLOW_TRACKING_URI to it to resume (now "
+                              f"{tracking.tracking_uri()})")
+        return record
+    if exp_dir.exists():
+        if not overwrite:
+            raise RelextError(f"a search named {cfg.name!r} already exists at {exp_dir}: continue it "
+                              "with --resume, replace it with --overwrite, or set "
+                              "search.storage_path")
+        shutil.rmtree(exp_dir)
+    return None
+
+
+def search(cfg: TuneExperimentConfig, resume: bool = False,
+           overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) the search; return the best config, its scores and the MLflow ids."""
     from relext_ray.train import ensure_prepared, run_tracked
 
     s = cfg.search
     exp_cfg = cfg.experiment
+    record = _start(cfg, resume, overwrite)
+    exp_dir = experiment_dir(cfg)
+    exp_dir.mkdir(parents=True, exist_ok=True)
     init_ray()
     ensure_prepared(exp_cfg)  # once, on the driver, before trials start
-    storage = Path(s.storage_path).resolve()
-    storage.mkdir(parents=True, exist_ok=True)
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study_storage = f"sqlite:///{storage / (cfg.name + '_optuna.db')}"
-    searcher = OptunaSearch(metric=s.metric, mode=s.mode, seed=s.seed, study_name=cfg.name,
-                            storage=optuna.storages.RDBStorage(study_storage))
-    scheduler = (ASHAScheduler(time_attr="epoch", max_t=exp_cfg.train.epochs,
-                               grace_period=s.scheduler.grace_period,
-                               reduction_factor=s.scheduler.reduction_factor)
-                 if s.scheduler.type == "asha" else None)
-
+    # The study lives in the experiment folder: inspect it with optuna-dashboard or load_study.
+    study_storage = f"sqlite:///{exp_dir / 'optuna.db'}"
     uri = tracking.tracking_uri()
     experiment = exp_cfg.tracking.experiment or f"relext-{exp_cfg.name}"
     exp_id = tracking.experiment_id(experiment)
@@ -199,28 +265,51 @@ def search(cfg: TuneExperimentConfig) -> dict[str, Any]:
     # Trials run in other processes (and nodes): hand them absolute paths.
     base["data"]["prepared_dir"] = str(exp_cfg.prepared_dir.resolve())
     base["data"]["data_dir"] = str(Path(exp_cfg.data.data_dir).resolve())
+    trainable = make_trainable(base, s)
 
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"search-{cfg.name}",
-                          tags={"search": cfg.name}) as parent:
-        mlflow.log_params({f"search.{k}": v for k, v in {
-            "num_samples": s.num_samples, "max_concurrent": s.max_concurrent,
-            "scheduler": s.scheduler.type, "metric": s.metric, "seed": s.seed,
-            "cpu_per_trial": s.resources_per_trial.cpu,
-            "gpu_per_trial": s.resources_per_trial.gpu}.items()})
-        mlflow.log_dict(json.loads(cfg.model_dump_json()), "search_config.json")
-        trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
-                                 exp_cfg.train.patience)
-        trainable = make_trainable(base, s)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=tune_space(s.space),
-            tune_config=tune.TuneConfig(
-                metric=s.metric, mode=s.mode, num_samples=s.num_samples,
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
-                scheduler=scheduler),
-            run_config=tune.RunConfig(name=cfg.name, storage_path=str(storage),
-                                      callbacks=[trials_cb], verbose=1),
-        )
+    parent_ctx = (mlflow.start_run(run_id=record["parent_run_id"]) if record else
+                  mlflow.start_run(experiment_id=exp_id, run_name=f"search-{cfg.name}",
+                                   tags={"search": cfg.name}))
+    with parent_ctx as parent:
+        if record:
+            print(f"resuming the search in {exp_dir} (MLflow run {parent.info.run_id})")
+            mlflow.set_tag("resumed", str(int(parent.data.tags.get("resumed", "0")) + 1))
+            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True,
+                                       param_space=tune_space(s.space))
+        else:
+            mlflow.log_params({f"search.{k}": v for k, v in {
+                "num_samples": s.num_samples, "max_concurrent": s.max_concurrent,
+                "algorithm": s.algorithm, "scheduler": s.scheduler.type, "metric": s.metric,
+                "seed": s.seed,
+                "max_failures": s.max_failures, "cpu_per_trial": s.resources_per_trial.cpu,
+                "gpu_per_trial": s.resources_per_trial.gpu}.items()})
+            mlflow.log_dict(json.loads(cfg.model_dump_json()), "search_config.json")
+            (exp_dir / RECORD).write_text(json.dumps({
+                "parent_run_id": parent.info.run_id, "tracking_uri": uri,
+                "config": json.loads(cfg.model_dump_json())}, indent=2), encoding="utf-8")
+            sampler = (optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.startup_trials)
+                       if s.algorithm == "tpe" else optuna.samplers.RandomSampler(seed=s.seed))
+            searcher = OptunaSearch(metric=s.metric, mode=s.mode, sampler=sampler,
+                                    study_name=cfg.name,
+                                    storage=optuna.storages.RDBStorage(study_storage))
+            scheduler = (ASHAScheduler(time_attr="epoch", max_t=exp_cfg.train.epochs,
+                                       grace_period=s.scheduler.grace_period,
+                                       reduction_factor=s.scheduler.reduction_factor)
+                         if s.scheduler.type == "asha" else None)
+            trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
+                                     exp_cfg.train.patience)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=tune_space(s.space),
+                tune_config=tune.TuneConfig(
+                    metric=s.metric, mode=s.mode, num_samples=s.num_samples,
+                    search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+                    scheduler=scheduler),
+                run_config=tune.RunConfig(
+                    name=cfg.name, storage_path=str(exp_dir.parent), callbacks=[trials_cb],
+                    verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+            )
         grid = tuner.fit()
         results = []
         for r in grid:
@@ -261,6 +350,8 @@ def search(cfg: TuneExperimentConfig) -> dict[str, Any]:
         print("\n" + table)
         return {"best_config": best.config, "parent_run_id": parent.info.run_id,
                 "best_run_id": run_id, "model_uri": model_uri, "trials": len(results),
+                "trial_epochs": sum(r["epochs"] for r in results),
+                "best_trial_metric": float(best.metrics[s.metric]),
                 "result": result, "importances": importances}
 
 
@@ -269,13 +360,21 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="search YAML (tune_configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in search.storage_path/<name> after its driver died: "
+                        "finished trials are kept, unfinished ones continue from their last "
+                        "checkpoint, the MLflow parent run is continued")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier search of the same name and storage path")
     args = p.parse_args(argv)
+    if args.resume and args.overwrite:
+        p.error("--resume and --overwrite exclude each other")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     def body() -> None:
         from relext_ray.train import format_result
 
-        out = search(load_search(args.config, args.overrides))
+        out = search(load_search(args.config, args.overrides), args.resume, args.overwrite)
         print(f"\nbest config: {out['best_config']}")
         print(format_result(out["result"]))
         print(f"MLflow parent run {out['parent_run_id']} in {tracking.tracking_uri()}; "

@@ -40,3 +40,18 @@ def test_best_threshold_by_hand():
     # theta 0.9: F1 2/3; 0.8: 1/2; 0.7: 4/5; 0.1: 2/3
     theta, s = best_threshold(gold, scores, LABELS)
     assert theta == pytest.approx(0.7) and s.f1 == pytest.approx(0.8)
+
+
+def test_scores_from_summed_confusions_equal_scores_of_the_whole():
+    """Streaming prediction sums per-batch confusion matrices; the result must not change."""
+    from relext_ray.metrics import confusion_matrix, scores_from_confusion
+
+    rng = np.random.default_rng(0)
+    labels = ["Other", "A", "B", "C"]
+    gold = rng.integers(-1, 4, size=500)
+    pred = rng.integers(0, 4, size=500)
+    whole = score(gold, pred, labels, missed_positives=7)
+    parts = sum(confusion_matrix(gold[i:i + 37], pred[i:i + 37], 4) for i in range(0, 500, 37))
+    assert scores_from_confusion(parts, labels, 7).to_dict() == whole.to_dict()
+    assert whole.tp == int(np.sum((gold > 0) & (pred == gold)))
+    assert whole.wrong_class == int(np.sum((gold != 0) & (pred != 0) & (pred != gold)))

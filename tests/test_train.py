@@ -94,3 +94,37 @@ def test_paper_settings_in_the_shipped_configs():
         ("unordered", 2.5, 0.5, 2.0, 0.0)
     assert (zh.data.mode, zh.loss.m_pos, zh.loss.m_neg, zh.loss.gamma, zh.loss.theta) == \
         ("ordered", 4.5, -0.5, 2.0, 1.0)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_path):
+    """What a Tune trial does after its worker died: continue from the last epoch's state."""
+    from relext_ray.train import FitState, run
+
+    cfg = demo_config(tmp_path, "train.epochs=4", "train.patience=4")
+    straight = run(cfg, save=False)
+
+    saved: list[Path] = []
+
+    def keep(metrics, state):
+        path = tmp_path / f"state{metrics['epoch']}.pt"
+        state.save(path)
+        saved.append(path)
+
+    short = demo_config(tmp_path, "train.epochs=2", "train.patience=4")
+    run(short, save=False, on_state=keep)
+    assert [p.name for p in saved] == ["state1.pt", "state2.pt"]
+    resumed = run(cfg, save=False, resume=FitState.load(saved[-1]))
+
+    def timeless(history):
+        return [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in history]
+
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert timeless(resumed.history) == timeless(straight.history)
+    assert resumed.test.to_dict() == straight.test.to_dict()
+
+    # A state from the last epoch trains nothing more and gives the same result.
+    done: list[FitState] = []
+    run(cfg, save=False, resume=FitState.load(saved[-1]), on_state=lambda m, s: done.append(s))
+    again = run(cfg, save=False, resume=done[-1])
+    assert timeless(again.history) == timeless(straight.history)

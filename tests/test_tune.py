@@ -138,6 +138,103 @@ def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server):
     assert list(out["score"]) == pytest.approx([r["score"] for r in expected], abs=1e-5)
 
 
+def _runs(base: str, experiment: str) -> list[dict]:
+    exp_id = _get(base, "experiments/get-by-name",
+                  experiment_name=experiment)["experiment"]["experiment_id"]
+    return _post(base, "runs/search", {"experiment_ids": [exp_id], "max_results": 200}).get("runs", [])
+
+
+def _tags(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def _steps(base: str, run: dict, key: str = "dev_f1") -> list[int]:
+    history = _get(base, "metrics/get-history", run_id=run["info"]["run_id"], metric_key=key)
+    return sorted(int(m["step"]) for m in history.get("metrics", []))
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path, mlflow_server):
+    """Kill the search driver (SIGKILL) once two trials have finished, then ``--resume``."""
+    import signal
+    import time
+
+    if not os.environ.get("RAY_ADDRESS"):
+        pytest.skip("no shared Ray head: run through `make test` (it starts one)")
+    experiment, samples = "relext-resume-test", 4
+    args = [sys.executable, "jobs/tune.py", "--config", "tune_configs/smoke.yaml",
+            "--set", f"search.storage_path={tmp_path / 'tune'}",
+            "--set", f"search.num_samples={samples}", "--set", "search.max_concurrent=1",
+            "--set", f"experiment.data.prepared_dir={tmp_path / 'prepared'}",
+            "--set", f"experiment.train.checkpoint_dir={tmp_path / 'best'}",
+            "--set", f"experiment.tracking.experiment={experiment}",
+            "--set", "search.register_as=relext-resume-test"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115
+    driver = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def trials() -> list[dict]:
+        try:
+            runs = _runs(mlflow_server, experiment)
+        except OSError:
+            return []
+        return [r for r in runs if r["info"]["run_name"].startswith("trial_")]
+
+    deadline = time.time() + 600
+    finished: list[dict] = []
+    while time.time() < deadline and driver.poll() is None:
+        finished = [r for r in trials() if r["info"]["status"] == "FINISHED"]
+        if len(finished) >= 2:
+            driver.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.3)
+    driver.wait(timeout=60)
+    log.close()
+    assert driver.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
+    assert 2 <= len(finished) < samples
+    before = {_tags(r)["trial_id"]: _steps(mlflow_server, r) for r in finished}
+
+    res = subprocess.run([*args, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert "resuming the search" in res.stdout
+
+    runs = _runs(mlflow_server, experiment)
+    parents = [r for r in runs if r["info"]["run_name"] == "search-smoke"]
+    assert len(parents) == 1, "the parent run is continued, not duplicated"
+    parent = parents[0]
+    assert parent["info"]["status"] == "FINISHED" and _tags(parent)["resumed"] == "1"
+    children = [r for r in runs if _tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
+    trial_runs = [r for r in children if r["info"]["run_name"].startswith("trial_")]
+    ids = [_tags(r)["trial_id"] for r in trial_runs]
+    assert len(ids) == len(set(ids)) == samples
+    assert all(r["info"]["status"] == "FINISHED" for r in trial_runs)
+    assert any(r["info"]["run_name"] == "best-smoke" for r in children)
+    for r in trial_runs:
+        steps = _steps(mlflow_server, r)
+        assert steps == list(range(1, len(steps) + 1)), f"an epoch ran twice: {steps}"
+        tid = _tags(r)["trial_id"]
+        if tid in before:
+            assert steps == before[tid], "a finished trial was run again"
+
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(tmp_path / "tune" / "smoke"))
+    assert len(analysis.trials) == samples
+    assert {t.trial_id for t in analysis.trials} == set(ids)
+
+
+def test_resume_and_overwrite_are_checked(tmp_path):
+    from relext_ray.tune import search
+
+    cfg = load_search(SMOKE, [f"search.storage_path={tmp_path}"])
+    with pytest.raises(RelextError, match="nothing to resume"):
+        search(cfg, resume=True)
+    (tmp_path / "smoke").mkdir()
+    with pytest.raises(RelextError, match=r"already exists.*--resume.*--overwrite"):
+        search(cfg)
+
+
 def test_trials_request_the_configured_cpus_and_fractional_gpus():
     """No GPU here: check what each trial asks Ray for (its placement-group bundle)."""
     from relext_ray.tune import make_trainable, tune_space

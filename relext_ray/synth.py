@@ -1,0 +1,175 @@
+"""Synthetic canonical JSONL corpora of any size, for throughput and memory tests.
+
+    python -m relext_ray.synth --sentences 1000000 --out synth/ --from out/prepared/conll04
+
+Vocabulary, entity types and relation types come from a prepared corpus or a model (``--from``:
+a prepared directory, a checkpoint directory, ``runs:/`` or ``models:/``); sentence lengths,
+entities per sentence and mention lengths are drawn from a real corpus (``--like``, by default
+the one the prepared corpus or model was made from). Tokens follow the vocabulary's frequency
+order (a Zipf law), so most are known to the model, as in real text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from relext_ray.corpus.sources import Unit, discover, read_unit
+from relext_ray.errors import RelextError, cli_exit
+from relext_ray.instances import TypeFilter, type_combo
+from relext_ray.vocab import PAD, UNK, Vocabularies
+
+
+@dataclass
+class Shape:
+    """Empirical distributions of a real corpus's training split."""
+
+    lengths: np.ndarray
+    entity_counts: np.ndarray
+    mention_lengths: np.ndarray
+
+    @classmethod
+    def of_corpus(cls, corpus: str, data_dir: str | Path) -> Shape:
+        lengths, counts, mentions = [], [], []
+        for path in discover(corpus, data_dir)["train"]:
+            for s in read_unit(Unit("train", corpus, str(path))).sentences:
+                lengths.append(len(s.tokens))
+                counts.append(len(s.entities))
+                mentions.extend(e.end - e.start for e in s.entities)
+        if not lengths:
+            raise RelextError(f"no training sentences in {data_dir} to draw lengths from")
+        return cls(np.array(lengths), np.array(counts), np.array(mentions or [1]))
+
+
+@dataclass
+class Source:
+    """What a generated corpus must agree with: a model's (or prepared corpus's) vocabularies."""
+
+    vocabs: Vocabularies
+    type_filter: TypeFilter
+    relation_types: list[str]
+    corpus: str
+    data_dir: str
+
+    @classmethod
+    def load(cls, spec: str) -> Source:
+        path = Path(spec)
+        if (path / "meta.json").exists() and (path / "vocab").is_dir() \
+                and not (path / "model.pt").exists():
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            data = meta["config"]
+            labels = meta["labels"]
+        else:
+            from relext_ray.predict import resolve_model
+            from relext_ray.train import load_checkpoint
+
+            path = resolve_model(spec)
+            ck = load_checkpoint(path)
+            data = {"corpus": ck.config.data.corpus, "data_dir": ck.config.data.data_dir}
+            labels = ck.meta["labels"]
+        return cls(Vocabularies.load(path / "vocab"), TypeFilter.load(path / "type_filter.json"),
+                   list(labels[1:]), data["corpus"], str(data["data_dir"]))
+
+
+def generate(n: int, source: Source, shape: Shape, rng: np.random.Generator,
+             relation_rate: float = 0.3, id_prefix: str = "synth"):
+    """Yield ``n`` canonical records (dicts), deterministic for the generator's seed."""
+    words = [t for t in source.vocabs.tokens.items if t not in (PAD, UNK)]
+    if not words:
+        raise RelextError("the source vocabulary has no tokens")
+    cdf = np.cumsum(1.0 / np.arange(1, len(words) + 1))
+    cdf /= cdf[-1]
+    entity_types = sorted({t for combo in source.type_filter.combos for t in combo})
+    if not entity_types or not source.relation_types:
+        raise RelextError("the source has no entity or relation types (no training relations)")
+    for k in range(n):
+        length = int(rng.choice(shape.lengths))
+        picks = np.minimum(np.searchsorted(cdf, rng.random(length)), len(words) - 1)
+        tokens = [words[i] for i in picks]
+        wanted = int(rng.choice(shape.entity_counts))
+        entities: list[dict] = []
+        taken = np.zeros(length, dtype=bool)
+        for _ in range(wanted):
+            span = int(min(rng.choice(shape.mention_lengths), length))
+            start = int(rng.integers(0, length - span + 1))
+            if taken[start:start + span].any():
+                continue  # keep mentions apart, as in the corpora
+            taken[start:start + span] = True
+            entities.append({"start": start, "end": start + span,
+                             "type": entity_types[int(rng.integers(len(entity_types)))]})
+        entities.sort(key=lambda e: e["start"])
+        relations = []
+        for a in range(len(entities)):
+            for b in range(len(entities)):
+                if a == b:
+                    continue
+                combo = type_combo(entities[a]["type"], entities[b]["type"],
+                                   source.type_filter.mode)
+                if (source.type_filter.mode == "unordered" and b < a) \
+                        or combo not in source.type_filter.combos:
+                    continue
+                if rng.random() < relation_rate:
+                    relations.append({"head": a, "tail": b, "type": source.relation_types[
+                        int(rng.integers(len(source.relation_types)))]})
+        yield {"id": f"{id_prefix}:{k}", "tokens": tokens, "entities": entities,
+               "relations": relations}
+
+
+def write(n: int, out: Path, source: Source, shape: Shape, seed: int = 1,
+          per_file: int = 100_000, relation_rate: float = 0.3) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    files: list[Path] = []
+    fh = None
+    for k, record in enumerate(generate(n, source, shape, rng, relation_rate)):
+        if k % per_file == 0:
+            if fh is not None:
+                fh.close()
+            files.append(out / f"synth-{len(files):05d}.jsonl")
+            fh = open(files[-1], "w", encoding="utf-8")  # noqa: SIM115
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    if fh is not None:
+        fh.close()
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m relext_ray.synth", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sentences", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--from", dest="source", required=True,
+                   help="prepared corpus directory, checkpoint directory, runs:/ or models:/")
+    p.add_argument("--like", default=None,
+                   help="real corpus directory for lengths and entity counts "
+                        "(default: the one the source was made from)")
+    p.add_argument("--corpus", choices=("conll04", "jsonl", "brat"), default=None,
+                   help="format of --like (default: the source's)")
+    p.add_argument("--per-file", type=int, default=100_000)
+    p.add_argument("--relation-rate", type=float, default=0.3,
+                   help="chance that an allowed entity pair gets a (random) gold relation")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        if args.sentences < 1 or args.per_file < 1:
+            raise RelextError("--sentences and --per-file must be at least 1")
+        source = Source.load(args.source)
+        like = args.like or source.data_dir
+        if not Path(like).is_dir():
+            raise RelextError(f"real corpus {like} not found: give --like DIR (and --corpus)")
+        shape = Shape.of_corpus(args.corpus or source.corpus, like)
+        files = write(args.sentences, args.out, source, shape, args.seed, args.per_file,
+                      args.relation_rate)
+        print(f"wrote {args.sentences:,} sentences to {len(files)} file(s) in {args.out}")
+
+    return cli_exit(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
