@@ -144,7 +144,8 @@ def predict(input_spec: str, model: str, output: str | Path, *, fmt: str | None 
         UnitScorer, batch_size=1, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None,
-        fn_constructor_kwargs={"checkpoint": pack_directory(checkpoint_dir), "theta": theta,
+        fn_constructor_kwargs={"checkpoint": [ray.put(pack_directory(checkpoint_dir))],
+                               "theta": theta,
                                "all_scores": all_scores, "batch_size": batch_size},
     )
     account = Accounting(labels)

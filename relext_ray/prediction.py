@@ -107,10 +107,17 @@ def stream_schema(labels: list[str], all_scores: bool) -> pa.Schema:
 class UnitScorer:
     """One replica: loads the model once, then reads, featurises and scores units of input."""
 
-    def __init__(self, checkpoint: bytes, theta: float | None = None, all_scores: bool = False,
-                 batch_size: int = 512, brat: BratOptions | None = None,
-                 device: str = "auto") -> None:
+    def __init__(self, checkpoint: bytes | list[Any], theta: float | None = None,
+                 all_scores: bool = False, batch_size: int = 512,
+                 brat: BratOptions | None = None, device: str = "auto") -> None:
+        """``checkpoint``: packed bytes, or ``[ObjectRef]`` to them (the driver puts the model in
+        the object store once; a restarted replica fetches it again from there)."""
         import torch
+
+        if not isinstance(checkpoint, bytes):
+            import ray
+
+            checkpoint = ray.get(checkpoint[0])
 
         from relext_ray.inference import Predictor
         from relext_ray.train import configure_threads, resolve_device

@@ -47,6 +47,20 @@ def ray_session():
 
 
 @pytest.fixture(scope="session")
+def sample_model(tmp_path_factory, ray_session) -> Path:
+    """A model trained (one epoch) on the bundled sample corpus: its checkpoint directory."""
+    from relext_ray.config import load_experiment
+    from relext_ray.sample import SAMPLE_DIR
+    from relext_ray.train import run
+
+    tmp = tmp_path_factory.mktemp("sample_model")
+    cfg = load_experiment(ROOT / "tune_configs" / "demo.yaml", [
+        f"data.data_dir={SAMPLE_DIR}", f"data.prepared_dir={tmp / 'prepared'}",
+        f"train.checkpoint_dir={tmp / 'ckpt'}", "train.epochs=1", "tracking.enabled=false"])
+    return run(cfg).checkpoint
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` on loopback with its own SQLite store and artifact folder."""
     import shutil

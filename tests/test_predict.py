@@ -38,17 +38,6 @@ def conll04_model(tmp_path_factory, conll04_dir, ray_session):
     return run(cfg).checkpoint
 
 
-@pytest.fixture(scope="module")
-def sample_model(tmp_path_factory, ray_session):
-    from relext_ray.train import run
-
-    tmp = tmp_path_factory.mktemp("sample_model")
-    cfg = load_experiment(ROOT / "tune_configs" / "demo.yaml", [
-        f"data.data_dir={SAMPLE_DIR}", f"data.prepared_dir={tmp / 'prepared'}",
-        f"train.checkpoint_dir={tmp / 'ckpt'}", "train.epochs=1", "tracking.enabled=false"])
-    return run(cfg).checkpoint
-
-
 def read_output(out: Path) -> list[dict]:
     files = sorted(out.glob("part-*.parquet"))
     return pq.read_table(files).to_pylist() if files else []

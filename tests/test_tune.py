@@ -81,7 +81,7 @@ def _post(base: str, path: str, body: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server):
+def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server, monkeypatch):
     dashboard = os.environ.get("RAY_DASHBOARD_ADDRESS")
     if not dashboard:
         pytest.skip("no Ray head with a job server: run through `make test` (it starts one)")
@@ -127,7 +127,13 @@ def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server):
 
     import mlflow
 
+    from relext_ray.predict import predict
+
     mlflow.set_tracking_uri(mlflow_server)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    summary = predict(str(SAMPLE_DIR / "sample_test.jsonl"), "models:/relext-smoke-test/1",
+                      tmp_path / "predictions", progress=False, track=False)
+    assert summary["pairs_scored"] > 0 and summary["metrics"]["f1"] > 0
     model = mlflow.pyfunc.load_model("models:/relext-smoke-test/1")
     sentences = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:8]
     out = model.predict([s.to_dict() for s in sentences])

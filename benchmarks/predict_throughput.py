@@ -1,0 +1,159 @@
+"""Batch prediction throughput: a plain PyTorch loop vs relext_ray.predict with 1 and 2 replicas.
+
+    python benchmarks/predict_throughput.py --model out/bench/conll04_model --sentences 60000
+
+Same model, same synthetic corpus (written once, from the model's vocabulary and the real
+corpus's sentence shapes), same output (Parquet). Each way runs in a fresh process; its wall
+time is measured from the call (Ray already started, as on a running cluster), and its peak
+memory is the largest summed RSS of its whole process tree (driver, Ray's daemons and workers).
+
+* plain: one process, one torch thread (the CPU one replica gets): read the JSONL files,
+  featurise and score 1,000 sentences at a time, write Parquet. What a user would write
+  with this project's functions and no Ray.
+* ray-1 / ray-2: ``relext_ray.predict`` with 1 or 2 replicas of 1 CPU each on a local Ray
+  of 2 CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def tree_rss(pid: int) -> int:
+    """Summed resident memory (bytes) of ``pid`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parts = fh.read().rsplit(")", 1)[1].split()
+            ppid, pages = int(parts[1]), int(parts[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def plain(model: Path, corpus: Path, out: Path) -> dict:
+    import pyarrow.parquet as pq
+    import torch
+
+    from relext_ray.corpus.jsonl import read_jsonl
+    from relext_ray.inference import Predictor
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    predictor = Predictor.load(model)
+    writer, pairs = None, 0
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(corpus.glob("*.jsonl")):
+        sentences = read_jsonl(path).sentences
+        for i in range(0, len(sentences), 1000):
+            table = predictor.score(sentences[i:i + 1000]).table
+            if writer is None:
+                writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
+            writer.write_table(table)
+            pairs += table.num_rows
+    if writer is not None:
+        writer.close()
+    return {"pairs": pairs, "seconds": time.perf_counter() - t0}
+
+
+def with_ray(model: Path, corpus: Path, out: Path, replicas: int) -> dict:
+    from relext_ray.cluster import init_ray
+    from relext_ray.predict import predict
+
+    init_ray(num_cpus=2)
+    t0 = time.perf_counter()
+    s = predict(str(corpus), str(model), out, concurrency=replicas, overwrite=True,
+                progress=False, track=False)
+    return {"pairs": s["pairs_scored"], "seconds": time.perf_counter() - t0}
+
+
+def run_one(way: str, model: Path, corpus: Path, out: Path) -> dict:
+    """Run one way in a fresh process while sampling its process tree's memory."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", way, "--model", str(model),
+                             "--corpus", str(corpus), "--out", str(out)],
+                            stdout=subprocess.PIPE, text=True)
+    peak = 0
+
+    def sample() -> None:
+        nonlocal peak
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{way} failed ({proc.returncode})")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = peak / 2**20
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
+    p.add_argument("--sentences", type=int, default=60000)
+    p.add_argument("--corpus", type=Path, default=Path("out/bench/synth"))
+    p.add_argument("--out", type=Path, default=Path("out/bench/predictions"))
+    p.add_argument("--like", default=None, help="real corpus for sentence shapes")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.child:
+        if args.child == "plain":
+            r = plain(args.model, args.corpus, args.out)
+        else:
+            r = with_ray(args.model, args.corpus, args.out, int(args.child.split("-")[1]))
+        print(json.dumps(r))
+        return
+
+    from relext_ray.synth import Shape, Source, write
+
+    if not any(args.corpus.glob("*.jsonl")):
+        source = Source.load(str(args.model))
+        write(args.sentences, args.corpus, source,
+              Shape.of_corpus(source.corpus, args.like or source.data_dir))
+    results = {}
+    for way in ("plain", "ray-1", "ray-2"):
+        results[way] = run_one(way, args.model, args.corpus, args.out / way)
+        r = results[way]
+        print(f"{way}: {r['pairs']:,} pairs in {r['seconds']:.1f} s "
+              f"({r['pairs'] / r['seconds']:,.0f} pairs/s), peak {r['peak_rss_mb']:,.0f} MiB",
+              flush=True)
+    pairs = {r["pairs"] for r in results.values()}
+    assert len(pairs) == 1, f"the three ways scored different numbers of pairs: {results}"
+    rate = {w: r["pairs"] / r["seconds"] for w, r in results.items()}
+    print("\n| way | pairs | seconds | pairs/s | peak RSS (MiB) |")
+    print("|---|---|---|---|---|")
+    for w, r in results.items():
+        print(f"| {w} | {r['pairs']:,} | {r['seconds']:.1f} | {rate[w]:,.0f} | "
+              f"{r['peak_rss_mb']:,.0f} |")
+    print(f"\nray-1 / plain = {rate['ray-1'] / rate['plain']:.2f}   "
+          f"ray-2 / ray-1 = {rate['ray-2'] / rate['ray-1']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
