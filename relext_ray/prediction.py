@@ -24,9 +24,7 @@ import pyarrow as pa
 
 from relext_ray.batches import rows_of
 from relext_ray.corpus.brat import BratOptions
-from relext_ray.corpus.conll04 import load_records
-from relext_ray.corpus.jsonl import count_lines
-from relext_ray.corpus.sources import Unit, read_unit
+from relext_ray.corpus.sources import Unit, file_units, read_unit
 from relext_ray.errors import RelextError
 
 FORMATS = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
@@ -67,19 +65,8 @@ def plan_input(spec: str | Path, fmt: str | None = None, chunk_size: int = 1000)
     """Units of at most ``chunk_size`` records (one per brat document) over the input files."""
     if chunk_size < 1:
         raise RelextError(f"--chunk-size must be at least 1, got {chunk_size}")
-    units: list[Unit] = []
-    for path, corpus in input_files(spec, fmt):
-        if corpus == "brat":
-            units.append(Unit("predict", corpus, str(path)))
-            continue
-        if corpus == "conll04":
-            records = load_records(path)
-            n = len(records) if isinstance(records, list) else 1
-        else:
-            n = count_lines(path)
-        for start in range(0, max(n, 1), chunk_size):
-            units.append(Unit("predict", corpus, str(path), start, start + chunk_size))
-    return units
+    return [unit for path, corpus in input_files(spec, fmt)
+            for unit in file_units("predict", corpus, path, chunk_size)]
 
 
 def pack_directory(directory: str | Path) -> bytes:

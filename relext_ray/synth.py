@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +80,7 @@ class Source:
 
 
 def generate(n: int, source: Source, shape: Shape, rng: np.random.Generator,
-             relation_rate: float = 0.3, id_prefix: str = "synth"):
+             relation_rate: float = 0.3, first: int = 0) -> Iterator[dict[str, Any]]:
     """Yield ``n`` canonical records (dicts), deterministic for the generator's seed."""
     words = [t for t in source.vocabs.tokens.items if t not in (PAD, UNK)]
     if not words:
@@ -116,26 +119,31 @@ def generate(n: int, source: Source, shape: Shape, rng: np.random.Generator,
                 if rng.random() < relation_rate:
                     relations.append({"head": a, "tail": b, "type": source.relation_types[
                         int(rng.integers(len(source.relation_types)))]})
-        yield {"id": f"{id_prefix}:{k}", "tokens": tokens, "entities": entities,
+        yield {"id": f"synth:{first + k}", "tokens": tokens, "entities": entities,
                "relations": relations}
 
 
+def _write_file(args: tuple) -> Path:
+    path, first, count, source, shape, seed, index, relation_rate = args
+    rng = np.random.default_rng([seed, index])  # one stream per file: any worker count agrees
+    with open(path, "w", encoding="utf-8") as fh:
+        for record in generate(count, source, shape, rng, relation_rate, first):
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
 def write(n: int, out: Path, source: Source, shape: Shape, seed: int = 1,
-          per_file: int = 100_000, relation_rate: float = 0.3) -> list[Path]:
+          per_file: int = 100_000, relation_rate: float = 0.3, workers: int = 1) -> list[Path]:
+    """``n`` records in files of ``per_file``; the same bytes whatever ``workers`` is."""
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    files: list[Path] = []
-    fh = None
-    for k, record in enumerate(generate(n, source, shape, rng, relation_rate)):
-        if k % per_file == 0:
-            if fh is not None:
-                fh.close()
-            files.append(out / f"synth-{len(files):05d}.jsonl")
-            fh = open(files[-1], "w", encoding="utf-8")  # noqa: SIM115
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    if fh is not None:
-        fh.close()
-    return files
+    jobs = [(out / f"synth-{i:05d}.jsonl", first, min(per_file, n - first), source, shape, seed,
+             i, relation_rate) for i, first in enumerate(range(0, n, per_file))]
+    if workers <= 1 or len(jobs) == 1:
+        return [_write_file(j) for j in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_write_file, jobs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--relation-rate", type=float, default=0.3,
                    help="chance that an allowed entity pair gets a (random) gold relation")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes writing files in parallel (same output for any number)")
     args = p.parse_args(argv)
 
     def body() -> None:
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RelextError(f"real corpus {like} not found: give --like DIR (and --corpus)")
         shape = Shape.of_corpus(args.corpus or source.corpus, like)
         files = write(args.sentences, args.out, source, shape, args.seed, args.per_file,
-                      args.relation_rate)
+                      args.relation_rate, args.workers)
         print(f"wrote {args.sentences:,} sentences to {len(files)} file(s) in {args.out}")
 
     return cli_exit(body)

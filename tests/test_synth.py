@@ -17,7 +17,7 @@ def test_synthetic_records_are_valid_deterministic_and_use_the_source(sample_mod
     source = Source.load(str(sample_model))
     shape = Shape.of_corpus("jsonl", SAMPLE_DIR)
     a = write(500, tmp_path / "a", source, shape, seed=3, per_file=200)
-    b = write(500, tmp_path / "b", source, shape, seed=3, per_file=200)
+    b = write(500, tmp_path / "b", source, shape, seed=3, per_file=200, workers=2)
     assert [p.name for p in a] == ["synth-00000.jsonl", "synth-00001.jsonl", "synth-00002.jsonl"]
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     results = [read_jsonl(p) for p in a]

@@ -75,20 +75,21 @@ def discover(corpus: str, data_dir: str | Path) -> dict[str, list[Path]]:
 
 def plan_units(corpus: str, data_dir: str | Path, chunk_size: int = 256) -> list[Unit]:
     """Cut every split into units of at most ``chunk_size`` records (one per brat document)."""
-    units: list[Unit] = []
-    for split, paths in discover(corpus, data_dir).items():
-        for path in paths:
-            if corpus == "brat":
-                units.append(Unit(split, corpus, str(path)))
-                continue
-            if corpus == "conll04":
-                records = load_records(path)
-                n = len(records) if isinstance(records, list) else 1
-            else:
-                n = count_lines(path)
-            for start in range(0, max(n, 1), chunk_size):
-                units.append(Unit(split, corpus, str(path), start, start + chunk_size))
-    return units
+    return [unit for split, paths in discover(corpus, data_dir).items() for path in paths
+            for unit in file_units(split, corpus, path, chunk_size)]
+
+
+def file_units(split: str, corpus: str, path: str | Path, chunk_size: int) -> list[Unit]:
+    """One file's units: slices of ``chunk_size`` records, or the whole brat document."""
+    if corpus == "brat":
+        return [Unit(split, corpus, str(path))]
+    if corpus == "conll04":
+        records = load_records(path)
+        n = len(records) if isinstance(records, list) else 1
+    else:
+        n = count_lines(path)
+    return [Unit(split, corpus, str(path), start, start + chunk_size)
+            for start in range(0, max(n, 1), chunk_size)]
 
 
 def read_unit(unit: Unit, brat: BratOptions = DEFAULT_OPTIONS) -> ReadResult:
