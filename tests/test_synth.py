@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -41,4 +39,3 @@ def test_cli_names_a_missing_real_corpus(sample_model, tmp_path, capsys):
     assert code == 2 and "not found" in capsys.readouterr().err
     with pytest.raises(RelextError, match=r"not a relext_ray model|not found"):
         Source.load(str(tmp_path / "nowhere"))
-    assert json.loads((sample_model / "meta.json").read_text())["labels"][0] == "Other"
