@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 
 from relext_ray.corpus.records import Sentence
-from relext_ray.instances import stack_features
+from relext_ray.instances import StackedFeatures, stack_features
 from relext_ray.metrics import confusion_matrix
 from relext_ray.tensors import SplitArrays
 from relext_ray.train import Checkpoint, decision_matrix, load_checkpoint
@@ -39,7 +39,7 @@ def prediction_schema(labels: list[str], all_scores: bool) -> pa.Schema:
 
 
 def sentences_to_arrays(sentences: list[Sentence], ckpt: Checkpoint
-                        ) -> tuple[SplitArrays, Any]:
+                        ) -> tuple[SplitArrays, StackedFeatures]:
     """Instances of ``sentences`` as model arrays, and the stacked features they came from
     (pairs, gold labels, and how many pairs the type filter removed: those are not scored)."""
     st = stack_features(sentences, ckpt.meta["mode"], ckpt.type_filter, ckpt.vocabs,

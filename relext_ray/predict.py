@@ -116,7 +116,6 @@ def predict(input_spec: str, model: str, output: str | Path, *, fmt: str | None 
 
     from relext_ray.cluster import init_ray
     from relext_ray.inference import prediction_schema
-    from relext_ray.train import load_checkpoint
 
     if concurrency < 1 or batch_size < 1 or rows_per_file < 1:
         raise RelextError("--concurrency, --batch-size and --rows-per-file must be at least 1")
@@ -124,9 +123,10 @@ def predict(input_spec: str, model: str, output: str | Path, *, fmt: str | None 
         raise RelextError(f"--output-format must be parquet or jsonl, got {out_format!r}")
     t0 = time.perf_counter()
     checkpoint_dir = resolve_model(model)
-    ckpt = load_checkpoint(checkpoint_dir)
-    labels = list(ckpt.meta["labels"])
-    used_theta = float(ckpt.meta["theta"]) if theta is None else float(theta)
+    # The driver needs only labels and threshold; the replicas load the weights.
+    meta = json.loads((checkpoint_dir / "meta.json").read_text(encoding="utf-8"))
+    labels = list(meta["labels"])
+    used_theta = float(meta["theta"]) if theta is None else float(theta)
     units = plan_input(input_spec, fmt, chunk_size)
     out = Path(output).resolve()
     _prepare_output(out, overwrite)
