@@ -10,8 +10,13 @@ memory is the largest summed RSS of its whole process tree (driver, Ray's daemon
 * plain: one process, one torch thread (the CPU one replica gets): read the JSONL files,
   featurise and score 1,000 sentences at a time, write Parquet. What a user would write
   with this project's functions and no Ray.
+* plain-x2: two such processes at once, each on half of the files: what two cores of this
+  machine give two independent processes, without Ray (the ceiling for ray-2 / ray-1).
 * ray-1 / ray-2: ``relext_ray.predict`` with 1 or 2 replicas of 1 CPU each on a local Ray
   of 2 CPUs.
+
+Besides end-to-end rates, the Ray ways report their scoring rate (first unit started to last
+unit finished, from the job's own accounting): the rate once replicas have started.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def plain(model: Path, corpus: Path, out: Path) -> dict:
+def plain(model: Path, corpus: Path, out: Path, part: str = "0/1") -> dict:
+    """``part`` ``k/n``: only every n-th file from the k-th (for two processes at once)."""
     import pyarrow.parquet as pq
     import torch
 
@@ -59,16 +65,17 @@ def plain(model: Path, corpus: Path, out: Path) -> dict:
     from relext_ray.inference import Predictor
 
     torch.set_num_threads(1)
+    k, n = map(int, part.split("/"))
     t0 = time.perf_counter()
     predictor = Predictor.load(model)
     writer, pairs = None, 0
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(corpus.glob("*.jsonl")):
+    for path in sorted(corpus.glob("*.jsonl"))[k::n]:
         sentences = read_jsonl(path).sentences
         for i in range(0, len(sentences), 1000):
             table = predictor.score(sentences[i:i + 1000]).table
             if writer is None:
-                writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
+                writer = pq.ParquetWriter(out / f"part-{k:05d}.parquet", table.schema)
             writer.write_table(table)
             pairs += table.num_rows
     if writer is not None:
@@ -84,30 +91,38 @@ def with_ray(model: Path, corpus: Path, out: Path, replicas: int) -> dict:
     t0 = time.perf_counter()
     s = predict(str(corpus), str(model), out, concurrency=replicas, overwrite=True,
                 progress=False, track=False)
-    return {"pairs": s["pairs_scored"], "seconds": time.perf_counter() - t0}
+    return {"pairs": s["pairs_scored"], "seconds": time.perf_counter() - t0,
+            "scoring_seconds": s["scoring_seconds"]}
 
 
 def run_one(way: str, model: Path, corpus: Path, out: Path) -> dict:
-    """Run one way in a fresh process while sampling its process tree's memory."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", way, "--model", str(model),
-                             "--corpus", str(corpus), "--out", str(out)],
-                            stdout=subprocess.PIPE, text=True)
+    """Run one way in fresh processes (two for plain-x2) while sampling their memory."""
+    parts = ["0/2", "1/2"] if way == "plain-x2" else ["0/1"]
+    child = "plain" if way.startswith("plain") else way
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", child, "--part", part,
+                               "--model", str(model), "--corpus", str(corpus), "--out", str(out)],
+                              stdout=subprocess.PIPE, text=True) for part in parts]
     peak = 0
 
     def sample() -> None:
         nonlocal peak
-        while proc.poll() is None:
-            peak = max(peak, tree_rss(proc.pid))
+        while any(p.poll() is None for p in procs):
+            peak = max(peak, sum(tree_rss(p.pid) for p in procs))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    stdout, _ = proc.communicate()
+    outputs = [p.communicate()[0] for p in procs]
     sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{way} failed ({proc.returncode})")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = peak / 2**20
+    if any(p.returncode != 0 for p in procs):
+        raise SystemExit(f"{way} failed ({[p.returncode for p in procs]})")
+    results = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    result = {"pairs": sum(r["pairs"] for r in results),
+              # Two processes started together: the way took as long as its slower half.
+              "seconds": max(r["seconds"] for r in results),
+              "peak_rss_mb": peak / 2**20}
+    if "scoring_seconds" in results[0]:
+        result["scoring_seconds"] = results[0]["scoring_seconds"]
     return result
 
 
@@ -120,11 +135,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("out/bench/predictions"))
     p.add_argument("--like", default=None, help="real corpus for sentence shapes")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.child:
         if args.child == "plain":
-            r = plain(args.model, args.corpus, args.out)
+            r = plain(args.model, args.corpus, args.out, args.part)
         else:
             r = with_ray(args.model, args.corpus, args.out, int(args.child.split("-")[1]))
         print(json.dumps(r))
@@ -136,23 +152,30 @@ def main() -> None:
         source = Source.load(str(args.model))
         write(args.sentences, args.corpus, source,
               Shape.of_corpus(source.corpus, args.like or source.data_dir))
+    if len(list(args.corpus.glob("*.jsonl"))) < 2:
+        raise SystemExit(f"{args.corpus}: plain-x2 needs at least two .jsonl files")
     results = {}
-    for way in ("plain", "ray-1", "ray-2"):
+    for way in ("plain", "plain-x2", "ray-1", "ray-2"):
         results[way] = run_one(way, args.model, args.corpus, args.out / way)
         r = results[way]
         print(f"{way}: {r['pairs']:,} pairs in {r['seconds']:.1f} s "
               f"({r['pairs'] / r['seconds']:,.0f} pairs/s), peak {r['peak_rss_mb']:,.0f} MiB",
               flush=True)
     pairs = {r["pairs"] for r in results.values()}
-    assert len(pairs) == 1, f"the three ways scored different numbers of pairs: {results}"
+    assert len(pairs) == 1, f"the ways scored different numbers of pairs: {results}"
     rate = {w: r["pairs"] / r["seconds"] for w, r in results.items()}
-    print("\n| way | pairs | seconds | pairs/s | peak RSS (MiB) |")
-    print("|---|---|---|---|---|")
+    scoring = {w: r["pairs"] / r["scoring_seconds"] for w, r in results.items()
+               if r.get("scoring_seconds")}
+    print("\n| way | pairs | seconds | pairs/s | scoring pairs/s | peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|")
     for w, r in results.items():
-        print(f"| {w} | {r['pairs']:,} | {r['seconds']:.1f} | {rate[w]:,.0f} | "
+        sc = f"{scoring[w]:,.0f}" if w in scoring else "-"
+        print(f"| {w} | {r['pairs']:,} | {r['seconds']:.1f} | {rate[w]:,.0f} | {sc} | "
               f"{r['peak_rss_mb']:,.0f} |")
     print(f"\nray-1 / plain = {rate['ray-1'] / rate['plain']:.2f}   "
-          f"ray-2 / ray-1 = {rate['ray-2'] / rate['ray-1']:.2f}")
+          f"ray-2 / ray-1 = {rate['ray-2'] / rate['ray-1']:.2f} "
+          f"(scoring {scoring['ray-2'] / scoring['ray-1']:.2f})   "
+          f"plain-x2 / plain = {rate['plain-x2'] / rate['plain']:.2f} (this machine's ceiling)")
 
 
 if __name__ == "__main__":

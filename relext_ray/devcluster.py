@@ -36,6 +36,8 @@ from relext_ray.errors import RelextError, cli_exit
 
 DEFAULT_STATE = Path("/tmp/relext-devcluster.json")
 RAY_PORT, DASHBOARD_PORT, MLFLOW_PORT = 6379, 8265, 5000
+HEALTH_CHECK = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
+                "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "3"}
 
 
 def missing_requirements() -> str | None:
@@ -121,6 +123,19 @@ class DevCluster:
         _kill(pids)
         return pids
 
+    def ray_start(self, node: int) -> list[str]:
+        ray = str(Path(self.env["PATH"].split(":")[0]) / "ray")
+        head = ["--head"] if node == 0 else [f"--address={self.ray_address}"]
+        return [ray, "start", *head, f"--node-ip-address={self.ip(node)}",
+                f"--temp-dir={self.temp_root}-{node}", "--disable-usage-stats"]
+
+    def start_worker(self, node: int) -> None:
+        """Start (or, after ``kill_node``, replace) worker node ``node``'s Ray processes."""
+        res = self.run([*self.ray_start(node), f"--num-cpus={self.cpus_per_node:g}"],
+                       node=node, capture_output=True, text=True)
+        if res.returncode:
+            raise RelextError(f"ray worker {node} did not start: {res.stderr[-2000:]}")
+
 
 def _kill(pids: list[int]) -> None:
     for p in pids:
@@ -161,29 +176,29 @@ def up(workers: int = 2, cpus_per_node: float = 1, state: Path = DEFAULT_STATE,
         cpus_per_node=cpus_per_node, temp_root=f"/tmp/{tag}", mlflow_dir=f"/tmp/{tag}-mlflow")
     c.env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
              "RAY_ADDRESS": c.ray_address, "RAY_DASHBOARD_ADDRESS": c.dashboard,
-             "MLFLOW_TRACKING_URI": c.mlflow, "HOME": os.environ.get("HOME", "/root")}
+             "MLFLOW_TRACKING_URI": c.mlflow, "HOME": os.environ.get("HOME", "/root"),
+             # Multi-node on purpose: the namespaces have only the private bridge addresses.
+             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+             # A killed node is declared dead after about 3 s instead of Ray's 30 or so.
+             **HEALTH_CHECK}
     c.save(state)
     try:
         _network(c)
-        ray = str(Path(bin_dir) / "ray")
-        _sh(ray, "get-auth-token", "--generate", check=False)
+        _sh(str(Path(bin_dir) / "ray"), "get-auth-token", "--generate", check=False)
         cpus = head_cpus if head_cpus is not None else cpus_per_node
-        res = c.run([ray, "start", "--head", f"--node-ip-address={c.ip(0)}", f"--port={RAY_PORT}",
-                     f"--dashboard-host={c.ip(0)}", f"--dashboard-port={DASHBOARD_PORT}",
-                     f"--num-cpus={cpus:g}", f"--temp-dir={c.temp_root}-0",
-                     "--disable-usage-stats"], capture_output=True, text=True)
+        res = c.run([*c.ray_start(0), f"--port={RAY_PORT}", f"--dashboard-host={c.ip(0)}",
+                     f"--dashboard-port={DASHBOARD_PORT}", f"--num-cpus={cpus:g}"],
+                    capture_output=True, text=True)
         if res.returncode:
             raise RelextError(f"ray head did not start: {res.stderr[-2000:]}")
         for k in range(1, workers + 1):
-            res = c.run([ray, "start", f"--address={c.ray_address}", f"--node-ip-address={c.ip(k)}",
-                         f"--num-cpus={cpus_per_node:g}", f"--temp-dir={c.temp_root}-{k}",
-                         "--disable-usage-stats"], node=k, capture_output=True, text=True)
-            if res.returncode:
-                raise RelextError(f"ray worker {k} did not start: {res.stderr[-2000:]}")
+            c.start_worker(k)
         if mlflow:
             Path(c.mlflow_dir).mkdir(parents=True, exist_ok=True)
             log = open(Path(c.mlflow_dir) / "server.log", "w")  # noqa: SIM115
-            c.popen([str(Path(bin_dir) / "mlflow"), "server", "--host", c.ip(0),
+            # Tracking only: MLflow's background job runners would cost CPU for nothing.
+            c.popen(["env", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+                     str(Path(bin_dir) / "mlflow"), "server", "--host", c.ip(0),
                      "--port", str(MLFLOW_PORT), "--workers", "1",
                      "--backend-store-uri", f"sqlite:///{c.mlflow_dir}/mlflow.db",
                      "--artifacts-destination", f"{c.mlflow_dir}/artifacts"],

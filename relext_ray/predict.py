@@ -4,9 +4,11 @@
 
 ``--input``: a file, directory or glob of canonical JSONL, CoNLL04 JSON or brat (.txt + .ann).
 ``--model``: a checkpoint directory, ``runs:/<run_id>/model`` or ``models:/<name>/<version>``.
-Replicas (Ray Data's actor pool) load the model once and read, featurise and score units of
-input; the driver streams their pair rows into Parquet (or JSONL) files as they arrive and
-sums their accounting into ``OUTPUT/summary.json``; bad records go to ``OUTPUT/rejects.jsonl``.
+Replicas (Ray Data's actor pool) load the model once, then read, featurise and score units of
+input and write each unit's pairs to ``OUTPUT/part-<unit>.parquet`` (or ``.jsonl``); the driver
+only sums their accounting into ``OUTPUT/summary.json`` and writes bad records to
+``OUTPUT/rejects.jsonl``. On a multi-node cluster ``OUTPUT`` must be on storage every node
+shares (NFS or similar), as for any Ray Data write.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from relext_ray.errors import RelextError, cli_exit
-from relext_ray.prediction import Accounting, UnitScorer, pack_directory, plan_input
+from relext_ray.prediction import (
+    OUTPUT_FORMATS,
+    Accounting,
+    UnitScorer,
+    pack_directory,
+    plan_input,
+)
 
 OUTPUT_FILES = ("summary.json", "rejects.jsonl")
 
@@ -55,48 +59,15 @@ def resolve_model(uri: str | Path) -> Path:
                       "artifacts/checkpoint")
 
 
-class OutputWriter:
-    """Pair rows → ``part-NNNNN.parquet`` (or ``.jsonl``) files of at most ``rows_per_file``."""
-
-    def __init__(self, out: Path, fmt: str, schema: pa.Schema, rows_per_file: int) -> None:
-        self.out, self.fmt, self.schema, self.limit = out, fmt, schema, rows_per_file
-        self.part, self.rows_in_part, self.files = 0, 0, []
-        self._writer: Any = None
-
-    def _open(self) -> None:
-        path = self.out / f"part-{self.part:05d}.{self.fmt}"
-        self.files.append(path)
-        self._writer = (pq.ParquetWriter(path, self.schema) if self.fmt == "parquet"
-                        else open(path, "w", encoding="utf-8"))  # noqa: SIM115
-        self.rows_in_part = 0
-
-    def write(self, table: pa.Table) -> None:
-        offset = 0
-        while offset < table.num_rows:
-            if self._writer is None:
-                self._open()
-            take = min(self.limit - self.rows_in_part, table.num_rows - offset)
-            piece = table.slice(offset, take)
-            if self.fmt == "parquet":
-                self._writer.write_table(piece)
-            else:
-                self._writer.writelines(json.dumps(r, ensure_ascii=False) + "\n"
-                                        for r in piece.to_pylist())
-            offset += take
-            self.rows_in_part += take
-            if self.rows_in_part >= self.limit:
-                self.close()
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            self.part += 1
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary files of attempts that died before renaming their part."""
+    return list(out.glob(".part-*.tmp"))
 
 
 def _prepare_output(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
         old = [p for p in out.iterdir() if p.name.startswith("part-") or p.name in OUTPUT_FILES]
+        old += _leftovers(out)
         if not overwrite:
             raise RelextError(f"--output {out} already holds files: pass --overwrite to replace "
                               "earlier predictions, or choose another directory")
@@ -109,17 +80,16 @@ def predict(input_spec: str, model: str, output: str | Path, *, fmt: str | None 
             out_format: str = "parquet", batch_size: int = 512, chunk_size: int = 1000,
             concurrency: int = 1, cpus_per_replica: float = 1.0, gpus_per_replica: float = 0.0,
             theta: float | None = None, all_scores: bool = False, overwrite: bool = False,
-            rows_per_file: int = 1_000_000, progress: bool = True,
+            progress: bool = True,
             track: bool = True, experiment: str = "relext-predict") -> dict[str, Any]:
     """Run batch prediction; return the summary (also written to ``OUTPUT/summary.json``)."""
     import ray
 
     from relext_ray.cluster import init_ray
-    from relext_ray.inference import prediction_schema
 
-    if concurrency < 1 or batch_size < 1 or rows_per_file < 1:
-        raise RelextError("--concurrency, --batch-size and --rows-per-file must be at least 1")
-    if out_format not in ("parquet", "jsonl"):
+    if concurrency < 1 or batch_size < 1:
+        raise RelextError("--concurrency and --batch-size must be at least 1")
+    if out_format not in OUTPUT_FORMATS:
         raise RelextError(f"--output-format must be parquet or jsonl, got {out_format!r}")
     t0 = time.perf_counter()
     checkpoint_dir = resolve_model(model)
@@ -130,47 +100,44 @@ def predict(input_spec: str, model: str, output: str | Path, *, fmt: str | None 
     units = plan_input(input_spec, fmt, chunk_size)
     out = Path(output).resolve()
     _prepare_output(out, overwrite)
-    schema = prediction_schema(labels, all_scores)
 
     init_ray()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
     # Ray Data restarts a replica that died (process killed, node lost) and reruns its unit;
-    # a unit's output reaches the driver once, from the attempt that finished. A unit that
-    # fails in our code fails the job instead of being skipped: nothing is dropped silently.
+    # the rerun replaces the unit's part file, and the unit's accounting reaches the driver
+    # once, from the attempt that finished. A unit that fails in our code fails the job
+    # instead of being skipped: nothing is dropped silently.
     ctx.max_errored_blocks = 0
-    ds = ray.data.from_items([asdict(u) for u in units], override_num_blocks=len(units))
-    scored = ds.map_batches(
+    ds = ray.data.from_items([{"index": i, **asdict(u)} for i, u in enumerate(units)],
+                             override_num_blocks=len(units))
+    accounted = ds.map_batches(
         UnitScorer, batch_size=1, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None,
         fn_constructor_kwargs={"checkpoint": [ray.put(pack_directory(checkpoint_dir))],
-                               "theta": theta,
+                               "output": str(out), "units": len(units),
+                               "out_format": out_format, "theta": theta,
                                "all_scores": all_scores, "batch_size": batch_size},
     )
     account = Accounting(labels)
-    writer = OutputWriter(out, out_format, schema, rows_per_file)
     with open(out / "rejects.jsonl", "w", encoding="utf-8") as rejects:
-        for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-            kind = batch.column("kind")
-            pairs = batch.filter(pc.equal(kind, "pair")).drop_columns(["kind", "payload"])
-            if pairs.num_rows:
-                writer.write(pairs.cast(schema))
-                account.rows_written += pairs.num_rows
-            for k, payload in zip(kind.to_pylist(), batch.column("payload").to_pylist(),
-                                  strict=True):
-                if k == "counts":
+        for batch in accounted.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for kind, payload in zip(batch.column("kind").to_pylist(),
+                                     batch.column("payload").to_pylist(), strict=True):
+                if kind == "counts":
                     account.add(json.loads(payload))
-                elif k == "reject":
+                else:
                     rejects.write(payload + "\n")
-    writer.close()
-    account.check()
+    for tmp in _leftovers(out):
+        tmp.unlink(missing_ok=True)
+    account.check(out, out_format)
     seconds = time.perf_counter() - t0
     summary = {
         "model": str(model), "input": str(input_spec), "output": str(out),
         "output_format": out_format, "theta": used_theta, "replicas": concurrency,
         "cpus_per_replica": cpus_per_replica, "gpus_per_replica": gpus_per_replica,
-        **account.summary(), "files": [p.name for p in writer.files],
+        **account.summary(),
         "seconds": round(seconds, 3),
         "pairs_per_second": round(account.rows_written / seconds, 1) if seconds else 0.0,
     }
@@ -213,7 +180,9 @@ def format_summary(s: dict[str, Any]) -> str:
         "relations predicted: " + ", ".join(f"{k} {v:,}"
                                             for k, v in s["relations_predicted"].items()),
         f"{s['seconds']:.1f} s, {s['pairs_per_second']:,.0f} pairs/s with {s['replicas']} "
-        f"replica(s)",
+        f"replica(s) ({s['scoring_pairs_per_second']:,.0f} pairs/s from the first unit's start "
+        "to the last unit's end)",
+        "units per node: " + ", ".join(f"{k} {v}" for k, v in s["units_per_node"].items()),
     ]
     if s.get("annotations_rejected") or s.get("documents_rejected"):
         lines.append(f"brat: {s['documents_rejected']} documents and "
@@ -222,8 +191,8 @@ def format_summary(s: dict[str, Any]) -> str:
         m = s["metrics"]
         lines.append(f"against the gold relations: P {100 * m['precision']:.2f} "
                      f"R {100 * m['recall']:.2f} F1 {100 * m['f1']:.2f}")
-    lines.append(f"output: {s['output']} ({', '.join(s['files']) or 'no pairs'}), "
-                 f"summary.json, rejects.jsonl")
+    lines.append(f"output: {s['output']} ({s['files']:,} part files), summary.json, "
+                 "rejects.jsonl")
     return "\n".join(lines)
 
 
@@ -239,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-format", choices=("parquet", "jsonl"), default="parquet")
     p.add_argument("--batch-size", type=int, default=512, help="pairs per model batch")
     p.add_argument("--chunk-size", type=int, default=1000,
-                   help="records per unit of work (brat: one document per unit)")
+                   help="records per unit of work and output file (brat: one document)")
     p.add_argument("--concurrency", type=int, default=1, help="model replicas")
     p.add_argument("--cpus-per-replica", type=float, default=1.0)
     p.add_argument("--gpus-per-replica", type=float, default=0.0,
@@ -247,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--theta", type=float, default=None,
                    help="decision threshold (default: the model's own)")
     p.add_argument("--all-scores", action="store_true", help="add every class's score")
-    p.add_argument("--rows-per-file", type=int, default=1_000_000)
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
@@ -261,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, chunk_size=args.chunk_size, concurrency=args.concurrency,
             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
             theta=args.theta, all_scores=args.all_scores, overwrite=args.overwrite,
-            rows_per_file=args.rows_per_file,
             progress=not args.no_progress, track=not args.no_tracking,
             experiment=args.experiment)
         print(format_summary(summary))

@@ -1,10 +1,12 @@
 """Batch prediction's pure parts: which files to read, and a replica that turns units of input
-into scored pairs plus the counts that account for every sentence.
+into part files of scored pairs plus the counts that account for every sentence.
 
-No Ray here; ``relext_ray.predict`` hands ``UnitScorer`` to Ray Data's actor pool. A replica's
-output mixes pair rows (``kind = "pair"``) with one accounting row per unit and one row per
-reject (``kind = "counts"`` / ``"reject"``, details as JSON in ``payload``), so that a retried
-unit brings its accounting with it: nothing is counted that was not delivered.
+No Ray here; ``relext_ray.predict`` hands ``UnitScorer`` to Ray Data's actor pool. A replica
+writes unit ``i``'s pairs to ``part-<i>`` itself (to a temporary name, then renamed), so pairs
+never pass through the driver and a retried unit replaces its file instead of adding a second
+one. What travels back is small: one accounting row per unit and one row per reject
+(``kind = "counts"`` / ``"reject"``, details as JSON in ``payload``); a unit's accounting comes
+from the attempt whose output was kept, so nothing is counted that was not written.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import glob
 import io
 import json
+import os
 import tarfile
 import tempfile
+import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from relext_ray.batches import rows_of
 from relext_ray.corpus.brat import BratOptions
@@ -28,7 +34,8 @@ from relext_ray.corpus.sources import Unit, file_units, read_unit
 from relext_ray.errors import RelextError
 
 FORMATS = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
-KINDS = ("pair", "counts", "reject")
+OUTPUT_FORMATS = ("parquet", "jsonl")
+ACCOUNT_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
 COUNT_KEYS = (
     "sentences_read", "sentences_predicted", "sentences_rejected", "documents_rejected",
     "annotations_rejected", "pairs_scored", "pairs_filtered", "filtered_positives",
@@ -84,21 +91,39 @@ def unpack_directory(data: bytes) -> Path:
     return out
 
 
-def stream_schema(labels: list[str], all_scores: bool) -> pa.Schema:
-    from relext_ray.inference import prediction_schema
+def part_name(index: int, units: int, fmt: str) -> str:
+    """``part-00042.parquet``: unit order is input order, and names sort that way."""
+    return f"part-{index:0{max(5, len(str(units - 1)))}d}.{fmt}"
 
-    base = prediction_schema(labels, all_scores)
-    return pa.schema([("kind", pa.string()), ("payload", pa.string()), *base])
+
+def write_part(table: pa.Table, path: Path, fmt: str) -> None:
+    """Write atomically: a killed attempt leaves only a temporary file, never half a part."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    if fmt == "parquet":
+        pq.write_table(table, tmp)
+    else:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist())
+    os.replace(tmp, path)
+
+
+def part_rows(path: Path, fmt: str) -> int:
+    if fmt == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
 class UnitScorer:
-    """One replica: loads the model once, then reads, featurises and scores units of input."""
+    """One replica: loads the model once, then reads, featurises, scores and writes units."""
 
-    def __init__(self, checkpoint: bytes | list[Any], theta: float | None = None,
+    def __init__(self, checkpoint: bytes | list[Any], output: str | Path, units: int,
+                 out_format: str = "parquet", theta: float | None = None,
                  all_scores: bool = False, batch_size: int = 512,
                  brat: BratOptions | None = None, device: str = "auto") -> None:
         """``checkpoint``: packed bytes, or ``[ObjectRef]`` to them (the driver puts the model in
-        the object store once; a restarted replica fetches it again from there)."""
+        the object store once; a restarted replica fetches it again from there). ``output``
+        must be reachable from every node that runs a replica (a shared filesystem)."""
         import torch
 
         if not isinstance(checkpoint, bytes):
@@ -106,7 +131,7 @@ class UnitScorer:
 
             checkpoint = ray.get(checkpoint[0])
 
-        from relext_ray.inference import Predictor
+        from relext_ray.inference import Predictor, prediction_schema
         from relext_ray.train import configure_threads, resolve_device
 
         configure_threads(None)
@@ -114,23 +139,33 @@ class UnitScorer:
         cfg = self.predictor.checkpoint.config
         self.predictor.checkpoint.config = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"eval_batch_size": batch_size})})
+        self.output, self.units, self.fmt = Path(output), units, out_format
         self.theta, self.all_scores = theta, all_scores
         self.brat = brat or BratOptions()
-        self.schema = stream_schema(self.predictor.labels, all_scores)
+        self.schema = prediction_schema(self.predictor.labels, all_scores)
+        self.node = _node_address()
         torch.set_grad_enabled(False)
 
     def __call__(self, batch: Mapping[str, Any]) -> pa.Table:
-        tables = []
-        for split, corpus, path, start, stop in rows_of(batch, ("split", "corpus", "path", "start",
-                                                              "stop")):
+        rows: list[tuple[str, str]] = []
+        for index, split, corpus, path, start, stop in rows_of(
+                batch, ("index", "split", "corpus", "path", "start", "stop")):
             unit = Unit(split, corpus, path, int(start), None if stop is None else int(stop))
-            tables.append(self.score_unit(unit))
-        return pa.concat_tables(tables) if tables else self.schema.empty_table()
+            rows += self.score_unit(int(index), unit)
+        return pa.Table.from_arrays([pa.array([k for k, _ in rows], pa.string()),
+                                     pa.array([p for _, p in rows], pa.string())],
+                                    schema=ACCOUNT_SCHEMA)
 
-    def score_unit(self, unit: Unit) -> pa.Table:
+    def score_unit(self, index: int, unit: Unit) -> list[tuple[str, str]]:
+        """Score one unit and write its part file; return its accounting and reject rows."""
+        began = time.time()
         result = read_unit(unit, self.brat)
         scored = self.predictor.score(result.sentences, self.theta, self.all_scores)
-        pairs = scored.table
+        pairs = scored.table.cast(self.schema)
+        name = None
+        if pairs.num_rows:
+            name = part_name(index, self.units, self.fmt)
+            write_part(pairs, self.output / name, self.fmt)
         sentence_rejects = [] if unit.corpus == "brat" else result.rejects
         counts: Counter[str] = Counter(
             units=1,
@@ -148,18 +183,22 @@ class UnitScorer:
         )
         per_class = Counter(pairs.column("relation").to_pylist())
         payload = {"counts": dict(counts), "relations": dict(per_class),
-                   "confusion": scored.confusion.tolist()}
-        side = [("counts", json.dumps(payload))]
-        side += [("reject", json.dumps(r.to_dict(), ensure_ascii=False)) for r in result.rejects]
-        n = pairs.num_rows
-        pair_part = pa.Table.from_arrays(
-            [pa.array(["pair"] * n, pa.string()), pa.nulls(n, pa.string()), *pairs.columns],
-            schema=self.schema)
-        side_part = pa.Table.from_arrays(
-            [pa.array([k for k, _ in side], pa.string()), pa.array([p for _, p in side]),
-             *(pa.nulls(len(side), f.type) for f in list(self.schema)[2:])],
-            schema=self.schema)
-        return pa.concat_tables([pair_part, side_part])
+                   "confusion": scored.confusion.tolist(), "file": name,
+                   "rows": pairs.num_rows, "node": self.node, "span": [began, time.time()]}
+        return [("counts", json.dumps(payload))] + [
+            ("reject", json.dumps(r.to_dict(), ensure_ascii=False)) for r in result.rejects]
+
+
+def _node_address() -> str:
+    """The Ray node this replica runs on (its IP), for the summary's per-node unit counts."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.util.get_node_ip_address()
+    except ImportError:  # pragma: no cover - Ray is a dependency
+        pass
+    return "local"
 
 
 class Accounting:
@@ -170,14 +209,40 @@ class Accounting:
         self.counts: Counter[str] = Counter()
         self.relations: Counter[str] = Counter()
         self.confusion = np.zeros((len(labels) + 1, len(labels)), dtype=np.int64)
-        self.rows_written = 0
+        self.files: dict[str, int] = {}
+        self.units_per_node: Counter[str] = Counter()
+        self.span = [float("inf"), float("-inf")]
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.files.values())
 
     def add(self, payload: dict[str, Any]) -> None:
         self.counts.update(payload["counts"])
         self.relations.update(payload["relations"])
         self.confusion += np.asarray(payload["confusion"], dtype=np.int64)
+        if "node" in payload:
+            self.units_per_node[payload["node"]] += 1
+            self.span = [min(self.span[0], payload["span"][0]),
+                         max(self.span[1], payload["span"][1])]
+        if payload.get("file"):
+            if payload["file"] in self.files:
+                raise RelextError(f"accounting: {payload['file']} reported twice")
+            self.files[payload["file"]] = int(payload["rows"])
 
-    def check(self) -> None:
+    def check(self, out: Path | None = None, fmt: str = "parquet") -> None:
+        """The sums agree; with ``out``, the part files on disk are exactly the reported ones
+        and hold the reported rows (Parquet footers, or JSONL lines, are read back)."""
+        if out is not None:
+            on_disk = {p.name for p in out.glob(f"part-*.{fmt}")}
+            if on_disk != set(self.files):
+                raise RelextError(f"accounting: part files in {out} differ from those reported: "
+                                  f"unexpected {sorted(on_disk - set(self.files))[:5]}, missing "
+                                  f"{sorted(set(self.files) - on_disk)[:5]}")
+            for name, rows in self.files.items():
+                if (found := part_rows(out / name, fmt)) != rows:
+                    raise RelextError(f"accounting: {out / name} holds {found} rows, "
+                                      f"{rows} reported")
         c = self.counts
         if c["sentences_read"] != c["sentences_predicted"] + c["sentences_rejected"]:
             raise RelextError(f"accounting: {c['sentences_read']} sentences read but "
@@ -192,6 +257,12 @@ class Accounting:
 
         out: dict[str, Any] = {k: int(self.counts.get(k, 0)) for k in COUNT_KEYS}
         out["rows_written"] = self.rows_written
+        out["files"] = len(self.files)
+        out["units_per_node"] = dict(sorted(self.units_per_node.items()))
+        # First unit started to last unit finished: throughput without the replicas' start-up.
+        scoring = self.span[1] - self.span[0] if self.units_per_node else 0.0
+        out["scoring_seconds"] = round(scoring, 3)
+        out["scoring_pairs_per_second"] = round(self.rows_written / scoring, 1) if scoring else 0.0
         out["relations_predicted"] = {k: int(self.relations.get(k, 0)) for k in self.labels}
         if out["gold_relations"]:
             s = scores_from_confusion(self.confusion, self.labels, out["filtered_positives"])

@@ -45,6 +45,9 @@ def test_compose_topology_and_commands():
     worker = shlex.split(services["ray-worker"]["command"])
     assert head[:3] == ["ray", "start", "--head"] and "--block" in head
     assert worker[:2] == ["ray", "start"] and "--address=ray-head:6379" in worker
+    # the dev cluster's topology: a head and two workers of one CPU each
+    assert services["ray-worker"]["deploy"]["replicas"] == 2
+    assert "--num-cpus=1" in head and "--num-cpus=1" in worker
     assert services["mlflow"]["command"].split()[:2] == ["mlflow", "server"]
     for name in ("ray-head", "ray-worker"):
         assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"

@@ -147,18 +147,50 @@ def test_bad_records_are_rejected_with_file_line_and_reason(sample_model, tmp_pa
     assert len(rows) == summary["pairs_scored"]
 
 
-def test_jsonl_output_in_files_of_bounded_size(sample_model, tmp_path):
+def test_jsonl_output_one_file_per_unit_in_input_order(sample_model, tmp_path):
+    from relext_ray.inference import Predictor
     from relext_ray.predict import predict
 
-    summary = predict(str(SAMPLE_DIR / "sample_test.jsonl"), str(sample_model), tmp_path / "o",
-                      out_format="jsonl", rows_per_file=100, all_scores=True, progress=False,
-                      track=False)
+    path = SAMPLE_DIR / "sample_test.jsonl"
+    summary = predict(str(path), str(sample_model), tmp_path / "o", out_format="jsonl",
+                      chunk_size=10, concurrency=2, all_scores=True, progress=False, track=False)
     files = sorted((tmp_path / "o").glob("part-*.jsonl"))
-    counts = [len(f.read_text().splitlines()) for f in files]
-    assert sum(counts) == summary["pairs_scored"] and max(counts) == 100
-    assert len(files) == -(-summary["pairs_scored"] // 100)
-    row = json.loads(files[0].read_text().splitlines()[0])
-    assert set(row["scores"]) == set(direct_labels(sample_model)[1:])
+    sentences = read_jsonl(path).sentences
+    assert summary["units"] == -(-len(sentences) // 10) == summary["files"] == len(files)
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert len(rows) == summary["pairs_scored"]
+    # Units are slices of the input and part names follow them: sentence order is kept.
+    order = {s.id: i for i, s in enumerate(sentences)}
+    seen = [order[r["sentence_id"]] for r in rows]
+    assert seen == sorted(seen)
+    direct = Predictor.load(sample_model).score(sentences, all_scores=True).table.to_pylist()
+    assert by_key(rows).keys() == by_key(direct).keys()
+    assert set(rows[0]["scores"]) == set(direct_labels(sample_model)[1:])
+    assert not list((tmp_path / "o").glob(".part-*"))
+
+
+def test_accounting_checks_the_part_files_on_disk(tmp_path):
+    import pyarrow as pa
+
+    from relext_ray.prediction import Accounting, write_part
+
+    labels = ["Other", "R"]
+    account = Accounting(labels)
+    for i, n in enumerate((3, 2)):
+        write_part(pa.table({"x": list(range(n))}), tmp_path / f"part-0000{i}.parquet", "parquet")
+        account.add({"counts": {"pairs_scored": n}, "relations": {}, "confusion": [[0, 0]] * 3,
+                     "file": f"part-0000{i}.parquet", "rows": n})
+    account.check(tmp_path)
+    with pytest.raises(RelextError, match="reported twice"):
+        account.add({"counts": {}, "relations": {}, "confusion": [[0, 0]] * 3,
+                     "file": "part-00001.parquet", "rows": 2})
+    write_part(pa.table({"x": [1]}), tmp_path / "part-00009.parquet", "parquet")
+    with pytest.raises(RelextError, match=r"unexpected \['part-00009.parquet'\]"):
+        account.check(tmp_path)
+    (tmp_path / "part-00009.parquet").unlink()
+    write_part(pa.table({"x": [1]}), tmp_path / "part-00001.parquet", "parquet")
+    with pytest.raises(RelextError, match="holds 1 rows, 2 reported"):
+        account.check(tmp_path)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
