@@ -135,6 +135,10 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: CPUs given)")
     calibrate_theta: bool = True
     checkpoint_dir: Path | None = Field(None, description="default: out/checkpoints/<name>")
+    documents: float = Field(1.0, gt=0, le=1, description=(
+        "train on a seeded share of the training documents (dev and test stay whole)"))
+    neg_ratio: float | None = Field(None, gt=0, description=(
+        "subsample training negatives to this many per positive (dev and test stay whole)"))
 
 
 class TrackingConfig(BaseModel):

@@ -178,3 +178,14 @@ def log_result(cfg: ExperimentConfig, result: Any, data: Any,
     if result.checkpoint is None:
         return None
     return log_model(result.checkpoint, cfg.tracking.register_as)
+
+
+def parent_run(existing: str | None, experiment: str, run_name: str,
+               tags: dict[str, str]) -> mlflow.ActiveRun:
+    """A job's parent run: a new one, or the one a resumed job continues (its ``resumed`` tag
+    counts the resumes)."""
+    if existing is None:
+        return mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags)
+    active = mlflow.start_run(run_id=existing)
+    mlflow.set_tag("resumed", str(int(active.data.tags.get("resumed", "0")) + 1))
+    return active

@@ -28,6 +28,7 @@ from relext_ray.instances import TypeFilter
 from relext_ray.losses import classification_loss, decision_scores, identification_loss
 from relext_ray.metrics import Scores, best_threshold, score
 from relext_ray.models.model import RelationModel
+from relext_ray.subsample import counts, training_index
 from relext_ray.tensors import SplitArrays, iterate, load_split
 from relext_ray.vocab import Vocabularies
 
@@ -272,6 +273,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
     test_matrix: np.ndarray | None = field(default=None, repr=False)
+    train_counts: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         """Flat final metrics, as logged to MLflow and printed."""
@@ -285,6 +287,7 @@ class TrainResult:
                 out.update({f"{name}_{k}": v for k, v in s.summary().items()})
         if self.calibrated_theta is not None:
             out["calibrated_theta"] = self.calibrated_theta
+        out.update(self.train_counts)
         return out
 
 
@@ -346,9 +349,16 @@ def _run(cfg: ExperimentConfig, callback: EpochCallback | None, save: bool,
             raise RelextError(f"{data.path} has no {split} split")
     device = resolve_device(cfg.train.device)
     configure_threads(cfg.train.num_threads)
-    fitted = fit(cfg, data, data.splits["train"], data.splits["dev"], device, callback,
+    train = data.splits["train"]
+    t = cfg.train
+    if t.documents < 1 or t.neg_ratio is not None:
+        train = train.subset(training_index(train.labels, train.sentence_ids, t.documents,
+                                            t.neg_ratio, t.seed))
+    fitted = fit(cfg, data, train, data.splits["dev"], device, callback,
                  data.missed_positives("dev"), resume, on_state)
-    return evaluate_fitted(cfg, data, fitted, device, save), data
+    result = evaluate_fitted(cfg, data, fitted, device, save)
+    result.train_counts = counts(train.labels)
+    return result, data
 
 
 def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,

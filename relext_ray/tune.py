@@ -18,8 +18,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import ray
@@ -40,6 +41,9 @@ from relext_ray.config import (
     with_values,
 )
 from relext_ray.errors import RelextError, cli_exit
+
+if TYPE_CHECKING:
+    from relext_ray.train import TrainResult
 
 TRIAL_METRICS = ("loss", "loss_class", "loss_id", "dev_precision", "dev_recall", "dev_f1",
                  "best_dev_f1", "epoch_seconds")
@@ -63,12 +67,28 @@ def tune_space(space: dict[str, Distribution]) -> dict[str, Any]:
 STATE_FILE = "fit_state.pt"
 
 
-def trial_function(params: dict[str, Any], base: dict[str, Any]) -> None:
-    """One trial: the project's training run, reporting every epoch to Tune with a checkpoint,
-    so that a trial whose worker, node or driver died continues from its last epoch."""
+# Tune deletes a trial's older checkpoints; the experiment state it saves can lag a little
+# behind, so keep a few (a restore then always finds the one the state names).
+KEEP_CHECKPOINTS = 3
+FINISHED = "finished"  # <experiment dir>/finished/<trial id>.json: a trial's last report
+
+
+def run_with_checkpoints(cfg: ExperimentConfig, finished: Path | None = None,
+                         final: Callable[[TrainResult], dict[str, float]] | None = None
+                         ) -> TrainResult | None:
+    """The training run inside a Tune trial: a checkpoint with every epoch's report, so that a
+    trial whose worker, node or driver died continues from its last epoch.
+
+    A trial that finished writes its last report to ``finished``. If the driver died before
+    Tune's saved state recorded the finish, the resumed trial replays that report instead of
+    training again. ``final`` adds one more report after training (the test scores).
+    """
     from relext_ray.train import FitState, run
 
-    cfg = with_values(ExperimentConfig.model_validate(base), params)
+    marker = finished / f"{tune.get_context().get_trial_id()}.json" if finished else None
+    if marker is not None and marker.exists():
+        tune.report({**json.loads(marker.read_text(encoding="utf-8")), "replayed": 1.0})
+        return None
     cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"enabled": False})})
     resume = None
     start = tune.get_checkpoint()
@@ -81,13 +101,32 @@ def trial_function(params: dict[str, Any], base: dict[str, Any]) -> None:
             state.save(Path(tmp) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    run(cfg, save=False, resume=resume, on_state=report)
+    result = run(cfg, save=False, resume=resume, on_state=report)
+    last = result.history[-1] if result.history else {}
+    if final is not None:
+        last = final(result)
+        tune.report(last)
+    if marker is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(last), encoding="utf-8")
+        tmp.replace(marker)
+    return result
 
 
-def make_trainable(base: dict[str, Any], s: SearchConfig) -> Any:
+def trial_function(params: dict[str, Any], base: dict[str, Any],
+                   finished: str | None = None) -> None:
+    """One search trial: the base config with the sampled values."""
+    run_with_checkpoints(with_values(ExperimentConfig.model_validate(base), params),
+                         Path(finished) if finished else None)
+
+
+def make_trainable(base: dict[str, Any], s: SearchConfig, finished: Path | None = None) -> Any:
     """The trial function with its base config and per-trial resources (fractional GPUs too)."""
-    return tune.with_resources(tune.with_parameters(trial_function, base=base),
-                               {"cpu": s.resources_per_trial.cpu, "gpu": s.resources_per_trial.gpu})
+    return tune.with_resources(
+        tune.with_parameters(trial_function, base=base,
+                             finished=str(finished) if finished else None),
+        {"cpu": s.resources_per_trial.cpu, "gpu": s.resources_per_trial.gpu})
 
 
 class MlflowTrials(tune.Callback):
@@ -98,10 +137,14 @@ class MlflowTrials(tune.Callback):
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 epochs: int, patience: int) -> None:
+                 epochs: int, patience: int, metrics: tuple[str, ...] = TRIAL_METRICS,
+                 name: Callable[[Any], str] | None = None) -> None:
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
         self.epochs, self.patience = epochs, patience
+        self.metrics = metrics
+        self.name = name or (lambda trial: f"trial_{trial.trial_id}")
         self.runs: dict[str, str] = {}
+        self.last_step: dict[str, int] = {}
 
     @property
     def client(self) -> mlflow.MlflowClient:
@@ -120,7 +163,7 @@ class MlflowTrials(tune.Callback):
         run = self._existing(trial.trial_id)
         if run is None:
             run = self.client.create_run(
-                self.experiment_id, run_name=f"trial_{trial.trial_id}",
+                self.experiment_id, run_name=self.name(trial),
                 tags={"mlflow.parentRunId": self.parent, "trial_id": trial.trial_id})
             self.client.log_batch(run.info.run_id, params=[
                 Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
@@ -135,11 +178,21 @@ class MlflowTrials(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
+        if result.get("replayed"):
+            return  # a finished trial's last report, already logged
         rid = self._run_id(trial)
         now = int(time.time() * 1000)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
+        if rid not in self.last_step:
+            history = self.client.get_metric_history(rid, "best_dev_f1")
+            self.last_step[rid] = max((m.step for m in history), default=0)
+        if step <= self.last_step[rid]:
+            # An epoch redone after a restore from a slightly older checkpoint: resumption is
+            # exact, so its metrics are those already logged.
+            return
+        self.last_step[rid] = step
         self.client.log_batch(rid, metrics=[Metric(k, float(result[k]), now, step)
-                                            for k in TRIAL_METRICS if k in result])
+                                            for k in self.metrics if k in result])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         rid = self._run_id(trial)
@@ -265,15 +318,12 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
     # Trials run in other processes (and nodes): hand them absolute paths.
     base["data"]["prepared_dir"] = str(exp_cfg.prepared_dir.resolve())
     base["data"]["data_dir"] = str(Path(exp_cfg.data.data_dir).resolve())
-    trainable = make_trainable(base, s)
+    trainable = make_trainable(base, s, exp_dir.resolve() / FINISHED)
 
-    parent_ctx = (mlflow.start_run(run_id=record["parent_run_id"]) if record else
-                  mlflow.start_run(experiment_id=exp_id, run_name=f"search-{cfg.name}",
-                                   tags={"search": cfg.name}))
-    with parent_ctx as parent:
+    with tracking.parent_run(record["parent_run_id"] if record else None, exp_id,
+                             f"search-{cfg.name}", {"search": cfg.name}) as parent:
         if record:
             print(f"resuming the search in {exp_dir} (MLflow run {parent.info.run_id})")
-            mlflow.set_tag("resumed", str(int(parent.data.tags.get("resumed", "0")) + 1))
             tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True,
                                        param_space=tune_space(s.space))
         else:
@@ -308,7 +358,7 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                 run_config=tune.RunConfig(
                     name=cfg.name, storage_path=str(exp_dir.parent), callbacks=[trials_cb],
                     verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)),
             )
         grid = tuner.fit()
         results = []

@@ -63,7 +63,8 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float) -> str:
         raise AssertionError(f"job still running after {timeout:.0f} s:\n"
                              f"{log.read_text()[-4000:]}") from None
     text = log.read_text()
-    assert proc.returncode == 0, text[-4000:]
+    # `ray job submit` prints the job's fate; its exit code does not always carry it.
+    assert proc.returncode == 0 and "succeeded" in text[-2000:], text[-4000:]
     return text
 
 
@@ -115,7 +116,8 @@ def test_search_spreads_over_nodes_and_resumes_after_its_driver_is_killed(cluste
     for pid in drivers:
         _signal(pid, signal.SIGKILL)
     first.wait(timeout=120)
-    assert first.returncode != 0, "the job should have failed with its driver killed"
+    tail = (tmp_path / "first.log").read_text()[-3000:]
+    assert "failed" in tail and "succeeded" not in tail, tail
     before = {r["tags"]["trial_id"]: r["steps"] for r in finished}
 
     text = finish(submit(cluster, [*args, "--resume"], tmp_path / "second.log"),

@@ -1,0 +1,10 @@
+"""Entry point for ``ray job submit -- python jobs/reproduce.py --budget quick|full``
+(same flags as ``python -m relext_ray.reproduce.job``); the driver joins the cluster via
+RAY_ADDRESS."""
+
+import sys
+
+from relext_ray.reproduce.job import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Running the study: every run a Ray Tune trial (so it spreads over a cluster, checkpoints
+every epoch and resumes after a failure), all under one MLflow parent run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from ray import tune
+
+from relext_ray import tracking
+from relext_ray.cluster import init_ray
+from relext_ray.config import load_experiment
+from relext_ray.errors import RelextError
+from relext_ray.reproduce.study import CONFIGS, CORPORA, Budget, Run
+from relext_ray.train import TrainResult
+from relext_ray.tune import (
+    FINISHED,
+    KEEP_CHECKPOINTS,
+    TRIAL_METRICS,
+    MlflowTrials,
+    run_with_checkpoints,
+)
+
+FINAL_METRICS = (
+    "test_precision", "test_recall", "test_f1", "test_calibrated_f1", "calibrated_theta",
+    "best_dev_f1", "best_epoch", "train_instances", "train_positives", "train_neg_per_pos",
+    "test_false_negatives", "test_false_positives", "test_wrong_class", "test_f1_sd",
+)
+RECORD = "relext_reproduce.json"
+
+
+def run_config(run: dict[str, Any], prepared: dict[str, str]):
+    """The training config of one run (a dict from ``asdict(Run)`` plus its overrides)."""
+    overrides = [*run["overrides"], f"data.prepared_dir={prepared[run['corpus']]}",
+                 "tracking.enabled=false"]
+    return load_experiment(CONFIGS / CORPORA[run["corpus"]].config, overrides)
+
+
+def study_trial(params: dict[str, Any], prepared: dict[str, str], cv: int | None,
+                finished: str) -> None:
+    """One run of the study; its last report carries the test scores the report needs."""
+    run = params["run"]
+    cfg = run_config(run, prepared)
+    if cv:
+        from relext_ray.cv import cross_validate
+
+        summary = cross_validate(cfg, cv).summary()
+        tune.report({"test_f1": summary["f1"][0], "test_f1_sd": summary["f1"][1],
+                     "test_precision": summary["precision"][0],
+                     "test_recall": summary["recall"][0],
+                     **({"test_calibrated_f1": summary["calibrated_f1"][0]}
+                        if "calibrated_f1" in summary else {})})
+        return
+    run_with_checkpoints(cfg, Path(finished), final_metrics)
+
+
+def final_metrics(result: TrainResult) -> dict[str, float]:
+    final = {k: float(v) for k, v in result.metrics().items()}
+    if result.test is not None:
+        final.update({f"test_{k}": v for k, v in result.test.error_breakdown.items()})
+    return final
+
+
+def _check_start(folder: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    record = folder / RECORD
+    if resume:
+        if not record.exists():
+            raise RelextError(f"nothing to resume in {folder}: run without --resume first")
+        return json.loads(record.read_text(encoding="utf-8"))
+    if folder.exists():
+        if not overwrite:
+            raise RelextError(f"{folder} already exists: pass --resume to continue that study "
+                              "or --overwrite to start again")
+        shutil.rmtree(folder)
+    return None
+
+
+def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: int | None,
+              resume: bool, overwrite: bool, cpu: float, gpu: float, max_concurrent: int | None,
+              max_failures: int, experiment: str, prepared_root: Path) -> dict[str, Any]:
+    """Run (or resume) every run as a Tune trial; return the rows for the report."""
+    from relext_ray.train import ensure_prepared
+
+    folder = (storage / name).resolve()
+    record = _check_start(folder, resume, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    init_ray()
+    prepared: dict[str, str] = {}
+    for corpus in dict.fromkeys(r.corpus for r in runs):
+        # Once per corpus, on the driver, before the trials start (absolute: trials run elsewhere).
+        path = (prepared_root / corpus).resolve()
+        ensure_prepared(load_experiment(CONFIGS / CORPORA[corpus].config,
+                                        [f"data.prepared_dir={path}"]))
+        prepared[corpus] = str(path)
+    grid = [{**asdict(r), "key": r.key, "overrides": r.overrides(budget)} for r in runs]
+    trainable = tune.with_resources(
+        tune.with_parameters(study_trial, prepared=prepared, cv=cv,
+                             finished=str(folder / FINISHED)), {"cpu": cpu, "gpu": gpu})
+    uri = tracking.tracking_uri()
+    exp_id = tracking.experiment_id(experiment)
+    with tracking.parent_run(record["parent_run_id"] if record else None, exp_id,
+                             f"reproduce-{name}", {"budget": budget.name}) as parent:
+        if record:
+            print(f"resuming the study in {folder} (MLflow run {parent.info.run_id})")
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=True)
+        else:
+            mlflow.log_params({"budget": budget.name, "runs": len(runs), "cv": cv or 0,
+                               "epochs": budget.epochs, "patience": budget.patience,
+                               "seeds": ",".join(map(str, budget.seeds))})
+            (folder / RECORD).write_text(json.dumps({"parent_run_id": parent.info.run_id,
+                                                     "tracking_uri": uri}, indent=2),
+                                         encoding="utf-8")
+            callback = MlflowTrials(uri, exp_id, parent.info.run_id, budget.epochs,
+                                    budget.patience, metrics=TRIAL_METRICS + FINAL_METRICS,
+                                    name=lambda trial: trial.config["run"]["key"])
+            tuner = tune.Tuner(
+                trainable, param_space={"run": tune.grid_search(grid)},
+                tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(folder.parent), callbacks=[callback], verbose=1,
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)))
+        results = tuner.fit()
+        rows, failed = [], []
+        for r in results:
+            if r.error or not r.metrics or "test_f1" not in r.metrics:
+                failed.append(r.config["run"]["key"] if r.config else "?")
+                continue
+            rows.append({**{k: v for k, v in r.config["run"].items() if k != "overrides"},
+                         **{k: r.metrics[k] for k in FINAL_METRICS if k in r.metrics}})
+        rows.sort(key=lambda x: x["key"])
+        return {"rows": rows, "failed": failed, "parent_run_id": parent.info.run_id,
+                "tracking_uri": uri, "experiment_id": exp_id, "folder": str(folder)}

@@ -1,0 +1,150 @@
+"""What the reproduction runs: systems, tables, Figure 3's ratios, budgets, the paper's numbers.
+
+Pure data and functions: ``plan`` turns a budget into the list of runs, each a training
+configuration (a corpus's config plus overrides) and a seed. Runs that several tables share
+(Table 4's "+Tag, ranking" is Table 2's "+Tag") are trained once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relext_ray.errors import RelextError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "tune_configs"
+
+# system → (label, overrides). All start from the corpus config (its language's margins).
+SYSTEMS: dict[str, tuple[str, dict[str, object]]] = {
+    "baseline": ("Baseline", {"model.encoder": "cnn", "model.use_tag": False, "model.mtl": False}),
+    "tag": ("Baseline + Tag", {"model.encoder": "cnn", "model.use_tag": True, "model.mtl": False}),
+    "mtl": ("Baseline + MTL", {"model.encoder": "cnn", "model.use_tag": False, "model.mtl": True}),
+    "mtl_tag": ("Baseline + MTL + Tag", {"model.encoder": "cnn", "model.use_tag": True,
+                                         "model.mtl": True}),
+    "pcnn": ("PCNN", {"model.encoder": "pcnn", "model.use_tag": False, "model.mtl": False}),
+    "pcnn_tag": ("PCNN + Tag", {"model.encoder": "pcnn", "model.use_tag": True,
+                                "model.mtl": False}),
+    "bigru": ("Eatt-BiGRU", {"model.encoder": "bigru", "model.use_tag": False,
+                             "model.mtl": False}),
+    "bigru_tag": ("Eatt-BiGRU + Tag", {"model.encoder": "bigru", "model.use_tag": True,
+                                       "model.mtl": False}),
+    "tag_ce": ("+Tag, CE", {"model.use_tag": True, "model.mtl": False, "loss.variant": "ce"}),
+    "tag_ce_ranking": ("+Tag, CE + ranking", {"model.use_tag": True, "model.mtl": False,
+                                              "loss.variant": "ce_ranking"}),
+    "mtl_tag_ce": ("+MTL+Tag, CE", {"model.use_tag": True, "model.mtl": True,
+                                    "loss.variant": "ce"}),
+    # +MTL+Tag with a search's best values on top (``--tuned CORPUS=RUN_ID``)
+    "tuned": ("+MTL+Tag, tuned", {"model.use_tag": True, "model.mtl": True}),
+}
+for _label, _o in SYSTEMS.values():
+    _o.setdefault("loss.variant", "ranking")
+    _o.setdefault("model.encoder", "cnn")
+
+# table → rows (system keys). Table 3 and 4 keep the CNN rows they are compared with.
+TABLES: dict[str, list[str]] = {
+    "main": ["baseline", "tag", "mtl", "mtl_tag"],
+    "encoders": ["pcnn", "pcnn_tag", "bigru", "bigru_tag", "baseline", "mtl_tag"],
+    "losses": ["tag", "tag_ce", "tag_ce_ranking", "mtl_tag", "mtl_tag_ce"],
+}
+FIG3_SYSTEMS = ("baseline", "mtl_tag")
+FIG3_RATIOS = (0.5, 1.0, 5.0, 10.0, 15.0)
+
+# The paper's F1 (Ye et al. 2019): English = Table 1 (ACE05 English), Chinese = Tables 2-4.
+PAPER: dict[str, dict[str, float]] = {
+    "en": {"baseline": 57.2, "tag": 67.4, "mtl": 59.5, "mtl_tag": 68.9},
+    "zh": {"baseline": 51.7, "tag": 61.4, "mtl": 53.8, "mtl_tag": 62.9, "pcnn": 46.1,
+           "pcnn_tag": 58.2, "bigru": 52.0, "bigru_tag": 61.1, "tag_ce": 61.5,
+           "tag_ce_ranking": 61.7, "mtl_tag_ce": 62.0},
+}
+PAPER_ERRORS = {"false_negatives": 0.302, "false_positives": 0.628, "wrong_class": 0.070}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus of the study: its config, the paper setting it stands for, what runs on it."""
+
+    name: str
+    config: str
+    language: str  # "en" or "zh": which of the paper's numbers it is compared with
+    tables: tuple[str, ...]
+    fig3: bool
+
+
+CORPORA = {
+    "conll04": Corpus("conll04", "conll04.yaml", "en", ("main",), False),
+    "chinese_literature": Corpus("chinese_literature", "chinese_literature.yaml", "zh",
+                                 ("main", "encoders", "losses"), True),
+    # the bundled sample: for the end-to-end test of the job itself
+    "demo": Corpus("demo", "demo.yaml", "zh", ("main", "encoders", "losses"), True),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much compute a study gets. Both budgets run the same code; quick caps epochs and
+    trains Chinese Literature on a share of its training documents (the report says so)."""
+
+    name: str
+    epochs: int
+    patience: int
+    seeds: tuple[int, ...] = (1, 2, 3)
+    documents: dict[str, float] = field(default_factory=dict)  # corpus → share of train docs
+    overrides: tuple[str, ...] = ()  # applied to every run (e.g. smaller models)
+
+
+BUDGETS = {
+    "quick": Budget("quick", epochs=6, patience=3, documents={"chinese_literature": 0.3}),
+    "full": Budget("full", epochs=30, patience=5),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    corpus: str
+    system: str
+    seed: int
+    neg_ratio: float | None = None
+    extra: tuple[str, ...] = ()  # the tuned row's values
+
+    @property
+    def key(self) -> str:
+        ratio = "" if self.neg_ratio is None else f"-neg{self.neg_ratio:g}"
+        return f"{self.corpus}-{self.system}{ratio}-s{self.seed}"
+
+    def overrides(self, budget: Budget) -> list[str]:
+        out = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+               for k, v in SYSTEMS[self.system][1].items()]
+        out += [f"train.seed={self.seed}", f"train.epochs={budget.epochs}",
+                f"train.patience={budget.patience}"]
+        if self.neg_ratio is not None:
+            out.append(f"train.neg_ratio={self.neg_ratio:g}")
+        share = budget.documents.get(self.corpus)
+        if share is not None and share < 1:
+            out.append(f"train.documents={share:g}")
+        return out + list(budget.overrides) + list(self.extra)
+
+
+def plan(budget: Budget, corpora: list[str], systems: list[str] | None = None,
+         ratios: tuple[float, ...] = FIG3_RATIOS,
+         tuned: dict[str, list[str]] | None = None) -> list[Run]:
+    """Every run of the study, each once, in a stable order."""
+    unknown = [c for c in corpora if c not in CORPORA]
+    if unknown:
+        raise RelextError(f"unknown corpus {unknown[0]!r}; choose from {', '.join(CORPORA)}")
+    if systems is not None:
+        bad = [s for s in systems if s not in SYSTEMS]
+        if bad:
+            raise RelextError(f"unknown system {bad[0]!r}; choose from {', '.join(SYSTEMS)}")
+    wanted = set(systems) if systems is not None else set(SYSTEMS) - {"tuned"}
+    runs: list[Run] = []
+    for name in corpora:
+        c = CORPORA[name]
+        rows = [s for t in c.tables for s in TABLES[t] if s in wanted]
+        for seed in budget.seeds:
+            runs += [Run(name, s, seed) for s in dict.fromkeys(rows)]
+            if c.fig3:
+                runs += [Run(name, s, seed, r) for r in ratios for s in FIG3_SYSTEMS
+                         if s in wanted]
+            if tuned and name in tuned:
+                runs.append(Run(name, "tuned", seed, extra=tuple(tuned[name])))
+    return runs

@@ -1,0 +1,104 @@
+"""The reproduction study: its plan, its report, and the job end to end on the sample corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relext_ray.config import load_experiment
+from relext_ray.errors import RelextError
+from relext_ray.reproduce.report import plot_fig3, render
+from relext_ray.reproduce.study import BUDGETS, CONFIGS, CORPORA, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_quick_plan_covers_every_table_once_per_seed():
+    runs = plan(BUDGETS["quick"], ["conll04", "chinese_literature"])
+    keys = [r.key for r in runs]
+    assert len(keys) == len(set(keys))
+    en = [r for r in runs if r.corpus == "conll04"]
+    zh = [r for r in runs if r.corpus == "chinese_literature"]
+    # English: Table 1's four systems; Chinese: Tables 2-4 (11 systems) and Figure 3 (2 x 5)
+    assert len(en) == 4 * 3 and len(zh) == (11 + 10) * 3
+    assert {r.seed for r in runs} == {1, 2, 3}
+    fig3 = [r for r in zh if r.neg_ratio is not None]
+    assert {(r.system, r.neg_ratio) for r in fig3} == {
+        (s, x) for s in ("baseline", "mtl_tag") for x in (0.5, 1, 5, 10, 15)}
+    for r in runs:
+        cfg = load_experiment(CONFIGS / CORPORA[r.corpus].config, r.overrides(BUDGETS["quick"]))
+        assert cfg.train.epochs == 6 and cfg.train.seed == r.seed
+        assert cfg.train.documents == (0.3 if r.corpus == "chinese_literature" else 1.0)
+        assert cfg.train.neg_ratio == r.neg_ratio
+    base = next(r for r in en if r.system == "baseline")
+    cfg = load_experiment(CONFIGS / "conll04.yaml", base.overrides(BUDGETS["quick"]))
+    assert not cfg.model.use_tag and not cfg.model.mtl and cfg.loss.m_pos == 2.5
+    with pytest.raises(RelextError, match="unknown system"):
+        plan(BUDGETS["quick"], ["conll04"], ["nope"])
+
+
+def _rows() -> list[dict]:
+    rows = []
+    for seed, (b, m) in enumerate([(0.50, 0.60), (0.52, 0.58)], start=1):
+        rows += [{"corpus": "conll04", "system": "baseline", "seed": seed, "neg_ratio": None,
+                  "test_f1": b, "test_calibrated_f1": b + 0.01, "test_false_negatives": 0.3,
+                  "test_false_positives": 0.6, "test_wrong_class": 0.1},
+                 {"corpus": "conll04", "system": "mtl_tag", "seed": seed, "neg_ratio": None,
+                  "test_f1": m, "test_calibrated_f1": m, "test_false_negatives": 0.4,
+                  "test_false_positives": 0.5, "test_wrong_class": 0.1},
+                 {"corpus": "conll04", "system": "mtl", "seed": seed, "neg_ratio": None,
+                  "test_f1": b - 0.02}]
+        rows += [{"corpus": "conll04", "system": s, "seed": seed, "neg_ratio": x,
+                  "test_f1": f, "train_neg_per_pos": x}
+                 for x, fb, fm in [(1.0, 0.4, 0.45), (5.0, 0.3, 0.4)]
+                 for s, f in (("baseline", fb), ("mtl_tag", fm))]
+    return rows
+
+
+def test_the_report_puts_our_numbers_beside_the_paper(tmp_path):
+    text = render(_rows(), {"commit": "abc"}, "fig3.png")
+    assert "| Baseline | 51.00 ± 1.41 | 57.2 | – | – | 52.00 ± 1.41 |" in text
+    # +MTL+Tag: 59 vs 51 → +8.00 (+15.7%); the paper's 68.9 vs 57.2 → +11.70 (+20.5%)
+    assert "| Baseline + MTL + Tag | 59.00 ± 1.41 | 68.9 | +8.00 (+15.7%) | +11.70 (+20.5%) |" \
+        in text
+    assert "| Baseline + Tag | not run |" in text
+    assert "better in 2 of 2 seeds" in text
+    # +MTL is below Baseline here, above it in the paper: the report says so
+    assert re.search(r"conll04: Baseline \+ MTL is -2\.00 F1 over Baseline here, \+2\.3 in the "
+                     r"paper", text)
+    assert "| 5 | 5.00 | 30.00 ± 0.00 | 40.00 ± 0.00 | +10.00 |" in text
+    assert "| conll04 | Baseline | 30.00 ± 0.00 | 60.00 ± 0.00 | 10.00 ± 0.00 |" in text
+    assert plot_fig3(_rows(), tmp_path / "fig3.png")
+    assert (tmp_path / "fig3.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_the_job_end_to_end_on_the_sample_corpus(tmp_path, mlflow_server):
+    """Two systems, one seed, one epoch, two ratios: every table of the report has numbers."""
+    if not os.environ.get("RAY_ADDRESS"):
+        pytest.skip("no shared Ray head: run through `make test` (it starts one)")
+    report, figure = tmp_path / "RESULTS.md", tmp_path / "fig3.png"
+    args = [sys.executable, "jobs/reproduce.py", "--corpora", "demo",
+            "--systems", "baseline,mtl_tag", "--seeds", "1", "--epochs", "1",
+            "--ratios", "1,5", "--storage", str(tmp_path / "studies"),
+            "--prepared-root", str(tmp_path / "prepared"), "--report", str(report),
+            "--figure", str(figure), "--experiment", "relext-reproduce-test"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    res = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    text = report.read_text()
+    for title in ("Tables 1 and 2", "Table 3", "Table 4", "Figure 3", "Error breakdown"):
+        assert title in text
+    f1 = re.compile(r"^\| Baseline \+ MTL \+ Tag \| \d+\.\d\d \|", re.M)
+    assert len(f1.findall(text)) == 3, "main, encoders and losses tables each show +MTL+Tag"
+    assert re.search(r"\| 5 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", text)
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "studies" / "reproduce-quick" / "results.json").read_text())
+    assert len(saved["result"]["rows"]) == 6 and not saved["result"]["failed"]
+    assert saved["facts"]["MLflow"].split()[2] == saved["result"]["parent_run_id"]

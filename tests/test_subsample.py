@@ -1,0 +1,42 @@
+"""Training subsets: the documents share and the neg:pos ratio of the paper's Figure 3."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from relext_ray.errors import RelextError
+from relext_ray.subsample import counts, document_share, negative_ratio, training_index
+
+
+def test_negative_ratio_keeps_every_positive_and_the_asked_number_of_negatives():
+    labels = np.array([0] * 90 + [1] * 6 + [2] * 4)
+    for ratio in (0.5, 1, 5):
+        idx = negative_ratio(labels, ratio, seed=3)
+        kept = labels[idx]
+        assert (kept != 0).sum() == 10
+        assert (kept == 0).sum() == round(ratio * 10)
+        assert len(set(idx.tolist())) == len(idx)
+    # more than there are: all negatives, and the counts show the ratio actually reached
+    idx = negative_ratio(labels, 15, seed=3)
+    assert counts(labels[idx])["train_neg_per_pos"] == 9.0
+    assert not np.array_equal(negative_ratio(labels, 1, 1), negative_ratio(labels, 1, 2))
+    assert np.array_equal(negative_ratio(labels, 1, 1), negative_ratio(labels, 1, 1))
+
+
+def test_document_share_takes_whole_documents():
+    ids = np.array([f"d{d}:{k}" for d in range(10) for k in range(3)], dtype=object)
+    idx = document_share(ids, 0.3, seed=1)
+    docs = {ids[i].split(":")[0] for i in idx}
+    assert len(docs) == 3 and len(idx) == 9
+    assert len(document_share(ids, 1.0, seed=1)) == 30
+    with pytest.raises(RelextError, match=r"train\.documents"):
+        document_share(ids, 0.0, seed=1)
+
+
+def test_training_index_applies_documents_then_ratio():
+    ids = np.array([f"d{d}:{k}" for d in range(4) for k in range(25)], dtype=object)
+    labels = np.array(([1] + [0] * 24) * 4)
+    idx = training_index(labels, ids, documents=0.5, neg_ratio=2, seed=5)
+    assert (labels[idx] != 0).sum() == 2 and (labels[idx] == 0).sum() == 4
+    assert len({ids[i].split(":")[0] for i in idx}) <= 2
