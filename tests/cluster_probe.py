@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
+PREFIX = "probe-answer: "
+
 
 def actors(class_part: str) -> list[dict]:
     import ray
@@ -39,4 +41,5 @@ def runs(experiment: str) -> list[dict]:
 
 if __name__ == "__main__":
     what, arg = sys.argv[1], sys.argv[2]
-    print(json.dumps(actors(arg) if what == "actors" else runs(arg)))
+    # Ray may log to stdout too (e.g. about a node just killed): mark the answer's line.
+    print(PREFIX + json.dumps(actors(arg) if what == "actors" else runs(arg)), flush=True)

@@ -44,8 +44,9 @@ def cluster(tmp_path_factory):
 
 def ask(c: devcluster.DevCluster, what: str, arg: str) -> list[dict]:
     res = c.run([sys.executable, PROBE, what, arg], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    answers = [x for x in res.stdout.splitlines() if x.startswith("probe-answer: ")]
+    assert res.returncode == 0 and len(answers) == 1, res.stdout[-2000:] + res.stderr[-3000:]
+    return json.loads(answers[0].removeprefix("probe-answer: "))
 
 
 def submit(c: devcluster.DevCluster, argv: list[str], log: Path) -> subprocess.Popen:
