@@ -191,14 +191,9 @@ class UnitScorer:
 
 def _node_address() -> str:
     """The Ray node this replica runs on (its IP), for the summary's per-node unit counts."""
-    try:
-        import ray
+    import ray
 
-        if ray.is_initialized():
-            return ray.util.get_node_ip_address()
-    except ImportError:  # pragma: no cover - Ray is a dependency
-        pass
-    return "local"
+    return ray.util.get_node_ip_address() if ray.is_initialized() else "local"
 
 
 class Accounting:

@@ -21,10 +21,10 @@ def document_share(sentence_ids: np.ndarray, share: float, seed: int) -> np.ndar
     """Indices of the instances of a seeded ``share`` of the documents (at least one)."""
     if not 0 < share <= 1:
         raise RelextError(f"train.documents must be in (0, 1], got {share}")
+    if share == 1:
+        return np.arange(len(sentence_ids))
     docs = np.array([document_of(str(s)) for s in sentence_ids])
     unique = np.unique(docs)
-    if share == 1:
-        return np.arange(len(docs))
     keep = max(1, round(share * len(unique)))
     chosen = np.random.default_rng([seed, 1]).choice(len(unique), keep, replace=False)
     return np.flatnonzero(np.isin(docs, unique[chosen]))
