@@ -1,8 +1,10 @@
 """Which training instances a run sees: a seeded share of the training documents (a budget
 knob) and negatives subsampled to a neg:pos ratio (the paper's Figure 3).
 
-Dev and test are never touched: scores stay comparable across ratios and budgets. Every run
-reports the training counts it ended up with, so a changed ratio is never silent.
+Dev and test are never touched by either: scores stay comparable across ratios. The one
+selection that touches every split is a sentence-length cap (``short_sentences``), an
+economy for small machines. Every run reports the counts it ended up with, so a changed
+ratio is never silent.
 """
 
 from __future__ import annotations
@@ -50,8 +52,18 @@ def training_index(labels: np.ndarray, sentence_ids: np.ndarray, documents: floa
     return index
 
 
-def counts(labels: np.ndarray) -> dict[str, float]:
+def short_sentences(lengths: np.ndarray, max_length: int) -> np.ndarray:
+    """Indices of the instances whose sentence has at most ``max_length`` tokens.
+
+    Long sentences cost twice: more pairs, each a longer input (the cost grows with the cube
+    of the length), so a cap buys far more compute than it removes instances."""
+    if max_length < 1:
+        raise RelextError(f"train.max_length must be at least 1, got {max_length}")
+    return np.flatnonzero(lengths <= max_length)
+
+
+def counts(labels: np.ndarray, prefix: str = "train") -> dict[str, float]:
     pos = int((labels != 0).sum())
     neg = int((labels == 0).sum())
-    return {"train_instances": float(len(labels)), "train_positives": float(pos),
-            "train_neg_per_pos": neg / pos if pos else float("inf")}
+    return {f"{prefix}_instances": float(len(labels)), f"{prefix}_positives": float(pos),
+            f"{prefix}_neg_per_pos": neg / pos if pos else float("inf")}

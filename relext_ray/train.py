@@ -28,7 +28,7 @@ from relext_ray.instances import TypeFilter
 from relext_ray.losses import classification_loss, decision_scores, identification_loss
 from relext_ray.metrics import Scores, best_threshold, score
 from relext_ray.models.model import RelationModel
-from relext_ray.subsample import counts, training_index
+from relext_ray.subsample import counts, short_sentences, training_index
 from relext_ray.tensors import SplitArrays, iterate, load_split
 from relext_ray.vocab import Vocabularies
 
@@ -349,8 +349,11 @@ def _run(cfg: ExperimentConfig, callback: EpochCallback | None, save: bool,
             raise RelextError(f"{data.path} has no {split} split")
     device = resolve_device(cfg.train.device)
     configure_threads(cfg.train.num_threads)
-    train = data.splits["train"]
     t = cfg.train
+    if t.max_length is not None:
+        data.splits = {name: a.subset(short_sentences(a.lengths, t.max_length))
+                       for name, a in data.splits.items()}
+    train = data.splits["train"]
     if t.documents < 1 or t.neg_ratio is not None:
         train = train.subset(training_index(train.labels, train.sentence_ids, t.documents,
                                             t.neg_ratio, t.seed))
@@ -358,6 +361,8 @@ def _run(cfg: ExperimentConfig, callback: EpochCallback | None, save: bool,
                  data.missed_positives("dev"), resume, on_state)
     result = evaluate_fitted(cfg, data, fitted, device, save)
     result.train_counts = counts(train.labels)
+    if "test" in data.splits:
+        result.train_counts.update(counts(data.splits["test"].labels, "test"))
     return result, data
 
 

@@ -138,9 +138,11 @@ class MlflowTrials(tune.Callback):
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
                  epochs: int, patience: int, metrics: tuple[str, ...] = TRIAL_METRICS,
-                 name: Callable[[Any], str] | None = None) -> None:
+                 name: Callable[[Any], str] | None = None,
+                 limits: Callable[[Any], tuple[int, int]] | None = None) -> None:
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
-        self.epochs, self.patience = epochs, patience
+        # a trial's (epochs, patience): the same for all unless trials differ (``limits``)
+        self.limits = limits or (lambda trial: (epochs, patience))
         self.metrics = metrics
         self.name = name or (lambda trial: f"trial_{trial.trial_id}")
         self.runs: dict[str, str] = {}
@@ -199,9 +201,10 @@ class MlflowTrials(tune.Callback):
         last = trial.last_result or {}
         epoch = int(last.get("epoch", 0))
         best_epoch = int(last.get("best_epoch", epoch))
-        if epoch >= self.epochs:
+        epochs, patience = self.limits(trial)
+        if epoch >= epochs:
             reason = "completed"
-        elif epoch - best_epoch >= self.patience:
+        elif epoch - best_epoch >= patience:
             reason = "early_stopping"
         else:
             reason = "stopped_by_scheduler"

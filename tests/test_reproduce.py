@@ -33,14 +33,24 @@ def test_the_quick_plan_covers_every_table_once_per_seed():
         (s, x) for s in ("baseline", "mtl_tag") for x in (0.5, 1, 5, 10, 15)}
     for r in runs:
         cfg = load_experiment(CONFIGS / CORPORA[r.corpus].config, r.overrides(BUDGETS["quick"]))
-        assert cfg.train.epochs == 6 and cfg.train.seed == r.seed
-        assert cfg.train.documents == (0.3 if r.corpus == "chinese_literature" else 1.0)
+        zh_run = r.corpus == "chinese_literature"
+        assert cfg.train.epochs == (4 if zh_run else 20) and cfg.train.seed == r.seed
+        assert cfg.train.documents == (0.1 if zh_run else 1.0)
+        assert cfg.train.max_length == (80 if zh_run else None)
         assert cfg.train.neg_ratio == r.neg_ratio
+        assert cfg.model.word_dim == 50 and cfg.model.windows == (3, 4, 5)
     base = next(r for r in en if r.system == "baseline")
     cfg = load_experiment(CONFIGS / "conll04.yaml", base.overrides(BUDGETS["quick"]))
     assert not cfg.model.use_tag and not cfg.model.mtl and cfg.loss.m_pos == 2.5
     with pytest.raises(RelextError, match="unknown system"):
         plan(BUDGETS["quick"], ["conll04"], ["nope"])
+    # --epochs caps every corpus alike
+    capped = BUDGETS["quick"].with_epochs(2)
+    assert {capped.epochs_for(c) for c in ("conll04", "chinese_literature")} == {(2, 2)}
+    words = BUDGETS["quick"].describe(["conll04", "chinese_literature"])
+    assert "10% of the training documents" in words["chinese_literature"]
+    assert "at most 80 tokens" in words["chinese_literature"]
+    assert "documents" not in words["conll04"]
 
 
 def _rows() -> list[dict]:

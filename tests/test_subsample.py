@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from relext_ray.errors import RelextError
-from relext_ray.subsample import counts, document_share, negative_ratio, training_index
+from relext_ray.subsample import (
+    counts,
+    document_share,
+    negative_ratio,
+    short_sentences,
+    training_index,
+)
 
 
 def test_negative_ratio_keeps_every_positive_and_the_asked_number_of_negatives():
@@ -40,3 +46,12 @@ def test_training_index_applies_documents_then_ratio():
     idx = training_index(labels, ids, documents=0.5, neg_ratio=2, seed=5)
     assert (labels[idx] != 0).sum() == 2 and (labels[idx] == 0).sum() == 4
     assert len({ids[i].split(":")[0] for i in idx}) <= 2
+
+
+def test_short_sentences_keeps_instances_up_to_the_cap():
+    lengths = np.array([5, 80, 81, 200, 3])
+    assert short_sentences(lengths, 80).tolist() == [0, 1, 4]
+    assert counts(np.array([0, 0, 1]), "test") == {
+        "test_instances": 3.0, "test_positives": 1.0, "test_neg_per_pos": 2.0}
+    with pytest.raises(RelextError, match=r"train\.max_length"):
+        short_sentences(lengths, 0)

@@ -128,3 +128,23 @@ def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_pat
     run(cfg, save=False, resume=FitState.load(saved[-1]), on_state=lambda m, s: done.append(s))
     again = run(cfg, save=False, resume=done[-1])
     assert timeless(again.history) == timeless(straight.history)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_sentence_cap_applies_to_every_split_and_is_reported(tmp_path):
+    from relext_ray.train import PreparedData, run
+
+    full = run(demo_config(tmp_path, "train.epochs=1"), save=False)
+    data = PreparedData.load(tmp_path / "prepared")
+    cap = int(np.median(data.splits["train"].lengths))
+    capped = run(demo_config(tmp_path, "train.epochs=1", f"train.max_length={cap}"), save=False)
+    for split in ("train", "test"):
+        a = data.splits[split]
+        kept = a.lengths <= cap
+        assert 0 < kept.sum() < len(a)
+        assert full.train_counts[f"{split}_instances"] == len(a)
+        assert capped.train_counts[f"{split}_instances"] == kept.sum()
+        assert capped.train_counts[f"{split}_positives"] == (a.labels[kept] != 0).sum()
+    # the test scores count only the kept positives (plus the type filter's misses)
+    gold = int((data.splits["test"].labels[data.splits["test"].lengths <= cap] != 0).sum())
+    assert capped.test.gold_positives == gold + data.missed_positives("test")

@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds:
             budget = replace(budget, seeds=tuple(int(s) for s in args.seeds.split(",")))
         if args.epochs:
-            budget = replace(budget, epochs=args.epochs, patience=min(budget.patience,
-                                                                       args.epochs))
+            budget = budget.with_epochs(args.epochs)
         budget = replace(budget, overrides=budget.overrides + tuple(args.set))
         name = args.name or f"reproduce-{budget.name}"
         corpora = [c for c in args.corpora.split(",") if c]
@@ -129,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         tuned = _tuned(args.tuned)
         runs = plan(budget, corpora, args.systems.split(",") if args.systems else None,
                     ratios, tuned)
-        print(f"{len(runs)} runs: {budget.name} budget, seeds {list(budget.seeds)}, "
-              f"at most {budget.epochs} epochs")
+        print(f"{len(runs)} runs: {budget.name} budget, seeds {list(budget.seeds)}")
+        for corpus, words in budget.describe(corpora).items():
+            print(f"  {corpus}: {words}")
         from relext_ray.reproduce.runner import run_study
 
         t0 = time.perf_counter()
@@ -143,15 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python jobs/reproduce.py " + " ".join(argv or sys.argv[1:]),
             "commit": _commit(),
             "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "budget": f"{budget.name}: at most {budget.epochs} epochs (early stopping after "
-                      f"{budget.patience} without a better dev F1)",
+            "budget": budget.name,
             "seeds": ", ".join(map(str, budget.seeds)),
             "evaluation": f"{args.cv}-fold cross-validation" if args.cv
             else "official train/dev/test splits",
-            "data": "; ".join(
-                f"{c}: {share:.0%} of the training documents (seeded), dev and test whole"
-                if (share := budget.documents.get(c, 1.0)) < 1 else f"{c}: all of it"
-                for c in corpora),
+            "data": "; ".join(f"{c}: {words}" for c, words in budget.describe(corpora).items()),
             "overrides for every run": ", ".join(budget.overrides) or "none",
             "runs": f"{len(result['rows'])} finished of {len(runs)}",
             "wall time": f"{(time.perf_counter() - t0) / 60:.1f} min",

@@ -29,6 +29,7 @@ from relext_ray.tune import (
 FINAL_METRICS = (
     "test_precision", "test_recall", "test_f1", "test_calibrated_f1", "calibrated_theta",
     "best_dev_f1", "best_epoch", "train_instances", "train_positives", "train_neg_per_pos",
+    "test_instances", "test_positives", "test_neg_per_pos", "seconds_per_epoch",
     "test_false_negatives", "test_false_positives", "test_wrong_class", "test_f1_sd",
 )
 RECORD = "relext_reproduce.json"
@@ -117,7 +118,9 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
                                          encoding="utf-8")
             callback = MlflowTrials(uri, exp_id, parent.info.run_id, budget.epochs,
                                     budget.patience, metrics=TRIAL_METRICS + FINAL_METRICS,
-                                    name=lambda trial: trial.config["run"]["key"])
+                                    name=lambda trial: trial.config["run"]["key"],
+                                    limits=lambda trial: budget.epochs_for(
+                                        trial.config["run"]["corpus"]))
             tuner = tune.Tuner(
                 trainable, param_space={"run": tune.grid_search(grid)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
