@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         budget = BUDGETS[args.budget]
         if args.seeds:
-            budget = replace(budget, seeds=tuple(int(s) for s in args.seeds.split(",")))
+            budget = budget.with_seeds(tuple(int(s) for s in args.seeds.split(",")))
         if args.epochs:
             budget = budget.with_epochs(args.epochs)
         budget = replace(budget, overrides=budget.overrides + tuple(args.set))
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         tuned = _tuned(args.tuned)
         runs = plan(budget, corpora, args.systems.split(",") if args.systems else None,
                     ratios, tuned)
-        print(f"{len(runs)} runs: {budget.name} budget, seeds {list(budget.seeds)}")
+        print(f"{len(runs)} runs: {budget.name} budget")
         for corpus, words in budget.describe(corpora).items():
             print(f"  {corpus}: {words}")
         from relext_ray.reproduce.runner import run_study
@@ -144,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
             "commit": _commit(),
             "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "budget": budget.name,
-            "seeds": ", ".join(map(str, budget.seeds)),
             "evaluation": f"{args.cv}-fold cross-validation" if args.cv
             else "official train/dev/test splits",
             "data": "; ".join(f"{c}: {words}" for c, words in budget.describe(corpora).items()),

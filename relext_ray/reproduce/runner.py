@@ -112,7 +112,9 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
         else:
             mlflow.log_params({"budget": budget.name, "runs": len(runs), "cv": cv or 0,
                                "epochs": budget.epochs, "patience": budget.patience,
-                               "seeds": ",".join(map(str, budget.seeds))})
+                               "seeds": ",".join(map(str, budget.seeds)),
+                               **{f"seeds_{c}": ",".join(map(str, v))
+                                  for c, v in budget.corpus_seeds.items()}})
             (folder / RECORD).write_text(json.dumps({"parent_run_id": parent.info.run_id,
                                                      "tracking_uri": uri}, indent=2),
                                          encoding="utf-8")
