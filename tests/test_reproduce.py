@@ -115,3 +115,27 @@ def test_the_job_end_to_end_on_the_sample_corpus(tmp_path, mlflow_server):
     saved = json.loads((tmp_path / "studies" / "reproduce-quick" / "results.json").read_text())
     assert len(saved["result"]["rows"]) == 6 and not saved["result"]["failed"]
     assert saved["facts"]["MLflow"].split()[2] == saved["result"]["parent_run_id"]
+
+
+def test_include_adds_another_studys_runs_once(tmp_path):
+    from relext_ray.reproduce.job import include
+
+    main_rows = [{**r, "key": f"{r['corpus']}-{r['system']}-{r['neg_ratio']}-s{r['seed']}"}
+                 for r in _rows()]
+    tuned = {"corpus": "conll04", "system": "tuned", "seed": 1, "neg_ratio": None,
+             "test_f1": 0.7, "key": "conll04-tuned-s1"}
+    other = tmp_path / "tuned" / "results.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({
+        "result": {"rows": [tuned, main_rows[0]]},
+        "facts": {"command": "python jobs/reproduce.py --systems tuned", "commit": "def",
+                  "tuned": {"conll04": "search values loss.m_pos=3.1"}}}), encoding="utf-8")
+    result, facts = include({"rows": main_rows}, {"commit": "abc"}, [other])
+    assert len(result["rows"]) == len(main_rows) + 1  # the repeated key is the main study's
+    assert facts["tuned"] == {"conll04": "search values loss.m_pos=3.1"}
+    assert "1 runs (tuned)" in facts["included: tuned"]
+    text = render(result["rows"], facts, None)
+    assert "Tuned row: +MTL+Tag with the search's best values (search values loss.m_pos=3.1): " \
+           "F1 70.00" in text
+    with pytest.raises(RelextError, match="--include"):
+        include({"rows": main_rows}, {}, [tmp_path / "missing" / "results.json"])

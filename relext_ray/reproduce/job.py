@@ -74,6 +74,29 @@ def write_report(result: dict[str, Any], facts: dict[str, Any], report: Path,
     report.write_text(render(result["rows"], facts, rel), encoding="utf-8")
 
 
+def include(result: dict[str, Any], facts: dict[str, Any], others: list[Path]
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Add the runs of other studies (say a tuned row made after a search) to a report's rows;
+    a run key the main study has stays the main study's."""
+    rows = list(result["rows"])
+    keys = {r["key"] for r in rows}
+    facts = dict(facts)
+    for path in others:
+        if not path.exists():
+            raise RelextError(f"--include: no results.json at {path}: run that study first")
+        other = json.loads(path.read_text(encoding="utf-8"))
+        new = [r for r in other["result"]["rows"] if r["key"] not in keys]
+        rows += new
+        keys |= {r["key"] for r in new}
+        f = other["facts"]
+        facts[f"included: {path.parent.name}"] = (
+            f"{len(new)} runs ({', '.join(sorted({r['system'] for r in new})) or 'none'}) from "
+            f"`{f.get('command', '?')}` at commit {f.get('commit', '?')}, {f.get('MLflow', '')}")
+        if f.get("tuned"):
+            facts["tuned"] = {**facts.get("tuned", {}), **f["tuned"]}
+    return {**result, "rows": sorted(rows, key=lambda r: r["key"])}, facts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python jobs/reproduce.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prepared-root", type=Path, default=Path("out/prepared/reproduce"))
     p.add_argument("--report", type=Path, default=ROOT / "docs" / "RESULTS.md")
     p.add_argument("--figure", type=Path, default=ROOT / "docs" / "fig3.png")
+    p.add_argument("--include", action="append", default=[], metavar="STUDY",
+                   help="also report the runs of this other study in --storage (repeatable)")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the report from the study's results.json")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -118,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or f"reproduce-{budget.name}"
         corpora = [c for c in args.corpora.split(",") if c]
         results_file = (args.storage / name).resolve() / "results.json"
+        others = [(args.storage / o).resolve() / "results.json" for o in args.include]
         if args.report_only:
             saved = json.loads(results_file.read_text(encoding="utf-8"))
-            write_report(saved["result"], saved["facts"], args.report, args.figure)
+            write_report(*include(saved["result"], saved["facts"], others), args.report,
+                         args.figure)
             print(f"report: {args.report}")
             return
         ratios = tuple(float(r) for r in args.ratios.split(",")) if args.ratios \
@@ -134,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         from relext_ray.reproduce.runner import run_study
 
         t0 = time.perf_counter()
+        commit = _commit()  # the code the runs ran, not what the checkout holds at the end
         result = run_study(runs, budget, args.storage, name, cv=args.cv, resume=args.resume,
                            overwrite=args.overwrite, cpu=args.cpus_per_trial,
                            gpu=args.gpus_per_trial, max_concurrent=args.max_concurrent,
@@ -141,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                            prepared_root=args.prepared_root)
         facts: dict[str, Any] = {
             "command": "python jobs/reproduce.py " + " ".join(argv or sys.argv[1:]),
-            "commit": _commit(),
+            "commit": commit,
             "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "budget": budget.name,
             "evaluation": f"{args.cv}-fold cross-validation" if args.cv
@@ -159,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             facts["failed runs"] = ", ".join(result["failed"])
         results_file.write_text(json.dumps({"result": result, "facts": facts}, indent=2),
                                 encoding="utf-8")
-        write_report(result, facts, args.report, args.figure)
+        write_report(*include(result, facts, others), args.report, args.figure)
         import mlflow
 
         with mlflow.start_run(run_id=result["parent_run_id"]):
