@@ -135,6 +135,7 @@ def test_include_adds_another_studys_runs_once(tmp_path):
     assert facts["tuned"] == {"conll04": "search values loss.m_pos=3.1"}
     assert "1 runs (tuned)" in facts["included: tuned"]
     text = render(result["rows"], facts, None)
+    assert "- tuned: conll04: search values loss.m_pos=3.1\n" in text
     assert "Tuned row: +MTL+Tag with the search's best values (search values loss.m_pos=3.1): " \
            "F1 70.00" in text
     with pytest.raises(RelextError, match="--include"):

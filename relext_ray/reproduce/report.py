@@ -180,7 +180,8 @@ def render(rows: list[dict[str, Any]], facts: dict[str, Any], figure: str | None
            "pairs) and Chinese Literature (Chinese characters, ordered pairs), so compare "
            "gains and orderings, not absolute values.", "",
            "## How this report was made", ""]
-    out += [f"- {k}: {v}" for k, v in facts.items()]
+    out += [f"- {k}: " + ("; ".join(f"{c}: {w}" for c, w in v.items()) if isinstance(v, dict)
+                          else str(v)) for k, v in facts.items()]
     out += ["", *data_table(g, corpora), ""]
     for corpus in corpora:
         c = CORPORA[corpus]
