@@ -16,17 +16,18 @@ import numpy as np
 from relext_ray.config import ExperimentConfig
 from relext_ray.errors import RelextError
 from relext_ray.metrics import best_threshold
-from relext_ray.subsample import short_sentences, training_index
 from relext_ray.tensors import SplitArrays
 from relext_ray.train import (
     EpochCallback,
     PreparedData,
+    capped,
     configure_threads,
     decision_matrix,
     ensure_prepared,
     fit,
     resolve_device,
     scores_at,
+    training_subset,
 )
 
 
@@ -59,19 +60,15 @@ def cross_validate(cfg: ExperimentConfig, k: int = 5,
         raise RelextError("--cv needs at least 3 folds (one test, one dev, one or more train)")
     data = PreparedData.load(ensure_prepared(cfg), splits=("train", "dev"))
     pool = SplitArrays.concat([data.splits[s] for s in ("train", "dev") if s in data.splits])
-    t = cfg.train
-    if t.max_length is not None:
-        pool = pool.subset(short_sentences(pool.lengths, t.max_length))
+    pool = capped(pool, cfg.train.max_length)
     fold = folds_by_sentence(pool.sentence_ids, k, cfg.train.seed)
     device = resolve_device(cfg.train.device)
     configure_threads(cfg.train.num_threads)
     result = CVResult()
     for f in range(k):
         test_f, dev_f = f, (f + 1) % k
-        train = pool.subset(np.flatnonzero((fold != test_f) & (fold != dev_f)))
-        if t.documents < 1 or t.neg_ratio is not None:
-            train = train.subset(training_index(train.labels, train.sentence_ids, t.documents,
-                                                t.neg_ratio, t.seed))
+        train = training_subset(
+            pool.subset(np.flatnonzero((fold != test_f) & (fold != dev_f))), cfg.train)
         dev = pool.subset(np.flatnonzero(fold == dev_f))
         test = pool.subset(np.flatnonzero(fold == test_f))
         fitted = fit(cfg, data, train, dev, device, callback)

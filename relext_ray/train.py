@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from relext_ray.config import ExperimentConfig, load_experiment
+from relext_ray.config import ExperimentConfig, TrainConfig, load_experiment
 from relext_ray.errors import RelextError, cli_exit
 from relext_ray.instances import TypeFilter
 from relext_ray.losses import classification_loss, decision_scores, identification_loss
@@ -64,6 +64,19 @@ class PreparedData:
             if s in stats and (path / s).is_dir():
                 data.splits[s] = load_split(path, s)
         return data
+
+
+def capped(a: SplitArrays, max_length: int | None) -> SplitArrays:
+    """Only the instances of sentences of at most ``max_length`` tokens (all without a cap)."""
+    return a if max_length is None else a.subset(short_sentences(a.lengths, max_length))
+
+
+def training_subset(train: SplitArrays, t: TrainConfig) -> SplitArrays:
+    """The training instances a run sees: ``train.documents`` and ``train.neg_ratio``."""
+    if t.documents == 1 and t.neg_ratio is None:
+        return train
+    return train.subset(training_index(train.labels, train.sentence_ids, t.documents,
+                                       t.neg_ratio, t.seed))
 
 
 def ensure_prepared(cfg: ExperimentConfig) -> Path:
@@ -273,7 +286,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
     test_matrix: np.ndarray | None = field(default=None, repr=False)
-    train_counts: dict[str, float] = field(default_factory=dict)
+    train_counts: dict[str, float] = field(default_factory=dict)  # also the test counts
 
     def metrics(self) -> dict[str, float]:
         """Flat final metrics, as logged to MLflow and printed."""
@@ -350,13 +363,8 @@ def _run(cfg: ExperimentConfig, callback: EpochCallback | None, save: bool,
     device = resolve_device(cfg.train.device)
     configure_threads(cfg.train.num_threads)
     t = cfg.train
-    if t.max_length is not None:
-        data.splits = {name: a.subset(short_sentences(a.lengths, t.max_length))
-                       for name, a in data.splits.items()}
-    train = data.splits["train"]
-    if t.documents < 1 or t.neg_ratio is not None:
-        train = train.subset(training_index(train.labels, train.sentence_ids, t.documents,
-                                            t.neg_ratio, t.seed))
+    data.splits = {name: capped(a, t.max_length) for name, a in data.splits.items()}
+    train = training_subset(data.splits["train"], t)
     fitted = fit(cfg, data, train, data.splits["dev"], device, callback,
                  data.missed_positives("dev"), resume, on_state)
     result = evaluate_fitted(cfg, data, fitted, device, save)
