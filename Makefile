@@ -31,7 +31,7 @@ test: install
 	PATH="$(abspath $(BIN)):$$PATH" scripts/with-ray-head.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check relext_ray tests benchmarks jobs
+	$(BIN)/ruff check relext_ray tests benchmarks jobs scripts
 
 bench-prepare: install
 	$(BIN)/python benchmarks/prepare.py --data-dir $(DATA_DIR)/chinese_literature

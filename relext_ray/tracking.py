@@ -189,3 +189,17 @@ def parent_run(existing: str | None, experiment: str, run_name: str,
     active = mlflow.start_run(run_id=existing)
     mlflow.set_tag("resumed", str(int(active.data.tags.get("resumed", "0")) + 1))
     return active
+
+
+def delete_children(parent_run_id: str, run_name: str) -> list[str]:
+    """Delete the parent's child runs of that name (a resumed job redoes work whose run its
+    dead driver left behind, and keeps one run for it); returns their ids."""
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    found = client.search_runs(
+        [parent.info.experiment_id], max_results=1000,
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                      f"attributes.run_name = '{run_name}'")
+    for run in found:
+        client.delete_run(run.info.run_id)
+    return [r.info.run_id for r in found]

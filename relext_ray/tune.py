@@ -41,6 +41,20 @@ from relext_ray.config import (
     with_values,
 )
 from relext_ray.errors import RelextError, cli_exit
+from relext_ray.search.resume import (
+    FINISHED,
+    REPLAYED,
+    FinishedMarkers,
+    StudySearch,
+    align_snapshot,
+    drop_lost_trials,
+    export_study,
+    forget_unsaved_snapshots,
+    marker,
+    read_marker,
+    stop_reason,
+    write_marker,
+)
 
 if TYPE_CHECKING:
     from relext_ray.train import TrainResult
@@ -70,7 +84,6 @@ STATE_FILE = "fit_state.pt"
 # Tune deletes a trial's older checkpoints; the experiment state it saves can lag a little
 # behind, so keep a few (a restore then always finds the one the state names).
 KEEP_CHECKPOINTS = 3
-FINISHED = "finished"  # <experiment dir>/finished/<trial id>.json: a trial's last report
 
 
 def run_with_checkpoints(cfg: ExperimentConfig, finished: Path | None = None,
@@ -79,15 +92,16 @@ def run_with_checkpoints(cfg: ExperimentConfig, finished: Path | None = None,
     """The training run inside a Tune trial: a checkpoint with every epoch's report, so that a
     trial whose worker, node or driver died continues from its last epoch.
 
-    A trial that finished writes its last report to ``finished``. If the driver died before
-    Tune's saved state recorded the finish, the resumed trial replays that report instead of
-    training again. ``final`` adds one more report after training (the test scores).
+    A trial that finished has a marker in ``finished`` (see :mod:`relext_ray.search.resume`);
+    restored after a driver death, it reports the marker's metrics again instead of training.
+    ``final`` adds one more report after training (the test scores).
     """
     from relext_ray.train import FitState, run
 
-    marker = finished / f"{tune.get_context().get_trial_id()}.json" if finished else None
-    if marker is not None and marker.exists():
-        tune.report({**json.loads(marker.read_text(encoding="utf-8")), "replayed": 1.0})
+    path = marker(finished, tune.get_context().get_trial_id()) if finished else None
+    done = read_marker(path) if path is not None else None
+    if done is not None:
+        tune.report({**done, REPLAYED: 1.0})
         return None
     cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"enabled": False})})
     resume = None
@@ -106,11 +120,8 @@ def run_with_checkpoints(cfg: ExperimentConfig, finished: Path | None = None,
     if final is not None:
         last = final(result)
         tune.report(last)
-    if marker is not None:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(last), encoding="utf-8")
-        tmp.replace(marker)
+    if path is not None:
+        write_marker(path, last)
     return result
 
 
@@ -133,24 +144,39 @@ class MlflowTrials(tune.Callback):
     """Child runs under the search's parent run, written from the driver only.
 
     A trial's run is found again by its ``trial_id`` tag, so a resumed search continues the
-    runs of its earlier trials instead of duplicating them.
+    runs of its earlier trials instead of duplicating them, and ``reconcile`` brings the runs in
+    line with the trials Tune restored.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
                  epochs: int, patience: int, metrics: tuple[str, ...] = TRIAL_METRICS,
                  name: Callable[[Any], str] | None = None,
-                 limits: Callable[[Any], tuple[int, int]] | None = None) -> None:
+                 limits: Callable[[Any], tuple[int, int]] | None = None,
+                 finished: Path | None = None) -> None:
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
         # a trial's (epochs, patience): the same for all unless trials differ (``limits``)
         self.limits = limits or (lambda trial: (epochs, patience))
         self.metrics = metrics
         self.name = name or (lambda trial: f"trial_{trial.trial_id}")
+        self.finished = finished
         self.runs: dict[str, str] = {}
         self.last_step: dict[str, int] = {}
 
     @property
     def client(self) -> mlflow.MlflowClient:
         return mlflow.MlflowClient(self.uri)
+
+    def _trial_runs(self) -> list[Any]:
+        """Every run of a trial under the parent run (paged)."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], max_results=1000, page_token=token,
+                filter_string=f"tags.`mlflow.parentRunId` = '{self.parent}'")
+            runs += [r for r in page if "trial_id" in r.data.tags]
+            token = page.token
+            if not token:
+                return runs
 
     def _existing(self, trial_id: str) -> Any:
         found = self.client.search_runs(
@@ -173,14 +199,35 @@ class MlflowTrials(tune.Callback):
         self.runs[trial.trial_id] = run.info.run_id
         return run.info.run_id
 
+    def reconcile(self, trials: list[Any]) -> list[str]:
+        """Make the trial runs follow Tune's restored trials (before a resumed search starts).
+
+        A run whose trial Tune's saved state does not hold (it started after the last snapshot;
+        the resumed search runs another trial in its place) is deleted; a trial the state holds
+        as terminated has its run closed. Returns the names of the deleted runs.
+        """
+        known = {t.trial_id: t for t in trials}
+        deleted = []
+        for run in self._trial_runs():
+            trial = known.get(run.data.tags["trial_id"])
+            if trial is None:
+                self.client.set_tag(run.info.run_id, "stop_reason", "lost_with_the_driver")
+                self.client.delete_run(run.info.run_id)
+                deleted.append(run.info.run_name)
+            elif trial.status == "TERMINATED" and run.info.status != "FINISHED":
+                self.runs[trial.trial_id] = run.info.run_id
+                self._close(trial)
+        return deleted
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         rid = self._run_id(trial)
-        if self.client.get_run(rid).info.status != "RUNNING":  # a restored trial
+        replaying = self.finished is not None and marker(self.finished, trial.trial_id).exists()
+        if not replaying and self.client.get_run(rid).info.status != "RUNNING":  # restored
             self.client.update_run(rid, status="RUNNING")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        if result.get("replayed"):
+        if result.get(REPLAYED):
             return  # a finished trial's last report, already logged
         rid = self._run_id(trial)
         now = int(time.time() * 1000)
@@ -196,20 +243,14 @@ class MlflowTrials(tune.Callback):
         self.client.log_batch(rid, metrics=[Metric(k, float(result[k]), now, step)
                                             for k in self.metrics if k in result])
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def _close(self, trial: Any) -> None:
         rid = self._run_id(trial)
-        last = trial.last_result or {}
-        epoch = int(last.get("epoch", 0))
-        best_epoch = int(last.get("best_epoch", epoch))
-        epochs, patience = self.limits(trial)
-        if epoch >= epochs:
-            reason = "completed"
-        elif epoch - best_epoch >= patience:
-            reason = "early_stopping"
-        else:
-            reason = "stopped_by_scheduler"
-        self.client.set_tag(rid, "stop_reason", reason)
+        self.client.set_tag(rid, "stop_reason",
+                            stop_reason(trial.last_result or {}, *self.limits(trial)))
         self.client.set_terminated(rid, RunStatus.to_string(RunStatus.FINISHED))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         rid = self._run_id(trial)
@@ -296,6 +337,42 @@ def _start(cfg: TuneExperimentConfig, resume: bool, overwrite: bool) -> dict[str
     return None
 
 
+def best_result(grid: Any, metric: str, mode: str) -> Any:
+    """The best trial's result; ties go to the smaller trial id, so a resumed search picks the
+    same trial as the search it continues (Tune's own order of results can differ)."""
+    sign = 1.0 if mode == "max" else -1.0
+    scored = [r for r in grid if r.metrics and metric in r.metrics]
+    if not scored:
+        raise RelextError(f"no trial of the search reported {metric!r}")
+    return min(scored, key=lambda r: (-sign * float(r.metrics[metric]), r.metrics["trial_id"]))
+
+
+def study_trials(grid: Any, s: SearchConfig, epochs: int, patience: int) -> list[dict[str, Any]]:
+    """Tune's results as the trials of the exported Optuna study: trials that ran all their
+    epochs or stopped early are COMPLETE with their final metric, trials that ASHA stopped are
+    PRUNED, failed ones FAIL; intermediate values are the metric per epoch."""
+    out = []
+    for r in grid:
+        last = r.metrics or {}
+        history = r.metrics_dataframe
+        steps: dict[int, float] = {}
+        if history is not None and s.metric in history and "epoch" in history:
+            rows = history if REPLAYED not in history else history[history[REPLAYED] != 1]
+            steps = {int(e): float(v) for e, v in zip(rows["epoch"], rows[s.metric], strict=True)
+                     if e == e and v == v}  # skip NaN (rows without an epoch)
+        if r.error is not None or s.metric not in last:
+            state = "FAIL"
+        elif stop_reason(last, epochs, patience) == "stopped_by_scheduler":
+            state = "PRUNED"
+        else:
+            state = "COMPLETE"
+        out.append({"trial_id": last.get("trial_id", r.path), "state": state,
+                    "params": {k: r.config[k] for k in s.space if k in (r.config or {})},
+                    "value": float(last[s.metric]) if s.metric in last else None,
+                    "intermediate": steps})
+    return out
+
+
 def search(cfg: TuneExperimentConfig, resume: bool = False,
            overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) the search; return the best config, its scores and the MLflow ids."""
@@ -312,7 +389,8 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # The study lives in the experiment folder: inspect it with optuna-dashboard or load_study.
+    # The study is written to the experiment folder when the search ends (inspect it with
+    # optuna-dashboard or optuna.load_study); during the search it lives inside the searcher.
     study_storage = f"sqlite:///{exp_dir / 'optuna.db'}"
     uri = tracking.tracking_uri()
     experiment = exp_cfg.tracking.experiment or f"relext-{exp_cfg.name}"
@@ -323,10 +401,23 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
     base["data"]["data_dir"] = str(Path(exp_cfg.data.data_dir).resolve())
     trainable = make_trainable(base, s, exp_dir.resolve() / FINISHED)
 
+    finished = exp_dir.resolve() / FINISHED
     with tracking.parent_run(record["parent_run_id"] if record else None, exp_id,
                              f"search-{cfg.name}", {"search": cfg.name}) as parent:
+        trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
+                                 exp_cfg.train.patience, finished=finished)
         if record:
             print(f"resuming the search in {exp_dir} (MLflow run {parent.info.run_id})")
+            restored = tune.ExperimentAnalysis(str(exp_dir)).trials
+            for line in align_snapshot(exp_dir, restored, StudySearch(
+                    metric=s.metric, mode=s.mode, sampler=optuna.samplers.RandomSampler(),
+                    study_name=cfg.name), s.max_concurrent):
+                print(f"saved search state put right: {line}")
+            forget_unsaved_snapshots(restored)
+            drop_lost_trials(exp_dir, restored)
+            for name in trials_cb.reconcile(restored):
+                print(f"MLflow run {name} deleted: its trial started after the search's last "
+                      "saved state, and the resumed search runs another trial in its place")
             tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True,
                                        param_space=tune_space(s.space))
         else:
@@ -342,15 +433,12 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                 "config": json.loads(cfg.model_dump_json())}, indent=2), encoding="utf-8")
             sampler = (optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.startup_trials)
                        if s.algorithm == "tpe" else optuna.samplers.RandomSampler(seed=s.seed))
-            searcher = OptunaSearch(metric=s.metric, mode=s.mode, sampler=sampler,
-                                    study_name=cfg.name,
-                                    storage=optuna.storages.RDBStorage(study_storage))
+            searcher = StudySearch(metric=s.metric, mode=s.mode, sampler=sampler,
+                                   study_name=cfg.name)
             scheduler = (ASHAScheduler(time_attr="epoch", max_t=exp_cfg.train.epochs,
                                        grace_period=s.scheduler.grace_period,
                                        reduction_factor=s.scheduler.reduction_factor)
                          if s.scheduler.type == "asha" else None)
-            trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
-                                     exp_cfg.train.patience)
             tuner = tune.Tuner(
                 trainable,
                 param_space=tune_space(s.space),
@@ -359,7 +447,9 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                     search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
                     scheduler=scheduler),
                 run_config=tune.RunConfig(
-                    name=cfg.name, storage_path=str(exp_dir.parent), callbacks=[trials_cb],
+                    name=cfg.name, storage_path=str(exp_dir.parent),
+                    # markers first: a run finished in MLflow always has its marker
+                    callbacks=[FinishedMarkers(finished), trials_cb],
                     verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)),
             )
@@ -375,11 +465,15 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                 "status": "error" if r.error else "ok",
                 "config": r.config,
             })
-        results.sort(key=lambda r: -r["best_dev_f1"])
-        best = grid.get_best_result(metric=s.metric, mode=s.mode, scope="all")
+        results.sort(key=lambda r: (-r["best_dev_f1"], r["trial_id"]))
+        best = best_result(grid, s.metric, s.mode)
+        # The study people inspect (optuna-dashboard, optuna.load_study), from Tune's results.
+        study = export_study(study_trials(grid, s, exp_cfg.train.epochs, exp_cfg.train.patience),
+                             OptunaSearch.convert_search_space(tune_space(s.space)),
+                             study_storage, cfg.name,
+                             "maximize" if s.mode == "max" else "minimize")
         importances: dict[str, float] = {}
         try:
-            study = optuna.load_study(study_name=cfg.name, storage=study_storage)
             importances = optuna.importance.get_param_importances(study)
         except Exception as exc:
             print(f"parameter importances not available: {exc}")
@@ -397,6 +491,9 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
         final_cfg = final_cfg.model_copy(update={"tracking": final_cfg.tracking.model_copy(
             update={"register_as": s.register_as or final_cfg.tracking.register_as,
                     "experiment": experiment})})
+        if record:
+            for rid in tracking.delete_children(parent.info.run_id, f"best-{cfg.name}"):
+                print(f"MLflow run {rid} deleted: the best configuration is trained again")
         result, run_id, model_uri = run_tracked(final_cfg, run_name=f"best-{cfg.name}",
                                                 parent_run_id=parent.info.run_id)
         mlflow.log_metrics({f"best_{k}": float(v) for k, v in result.metrics().items()})

@@ -144,6 +144,12 @@ def test_search_spreads_over_nodes_and_resumes_after_its_driver_is_killed(cluste
     ips = {rows[-1]["node_ip"] for rows in results.values()}
     assert ips <= {cluster.ip(k) for k in range(3)}
     assert len(ips) >= 2, f"all trials ran on {ips}"
+    import optuna
+
+    study = optuna.load_study(study_name="smoke",
+                              storage=f"sqlite:///{tmp_path / 'tune' / 'smoke' / 'optuna.db'}")
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    assert sorted(t.user_attrs["tune_trial_id"] for t in study.trials) == sorted(ids)
 
 
 def test_search_survives_a_killed_worker_node(cluster, tmp_path):

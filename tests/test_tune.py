@@ -231,6 +231,16 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path, mlf
     analysis = ExperimentAnalysis(str(tmp_path / "tune" / "smoke"))
     assert len(analysis.trials) == samples
     assert {t.trial_id for t in analysis.trials} == set(ids)
+    _check_study(tmp_path / "tune" / "smoke", set(ids))
+
+
+def _check_study(search_dir: Path, trial_ids: set[str]) -> None:
+    """The exported Optuna study holds each trial of the search once, finished."""
+    import optuna
+
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{search_dir / 'optuna.db'}")
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    assert sorted(t.user_attrs["tune_trial_id"] for t in study.trials) == sorted(trial_ids)
 
 
 def test_resume_and_overwrite_are_checked(tmp_path):

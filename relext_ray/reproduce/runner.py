@@ -17,9 +17,14 @@ from relext_ray.cluster import init_ray
 from relext_ray.config import load_experiment
 from relext_ray.errors import RelextError
 from relext_ray.reproduce.study import CONFIGS, CORPORA, Budget, Run
+from relext_ray.search.resume import (
+    FINISHED,
+    FinishedMarkers,
+    drop_lost_trials,
+    forget_unsaved_snapshots,
+)
 from relext_ray.train import TrainResult
 from relext_ray.tune import (
-    FINISHED,
     KEEP_CHECKPOINTS,
     TRIAL_METRICS,
     MlflowTrials,
@@ -106,8 +111,20 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
     exp_id = tracking.experiment_id(experiment)
     with tracking.parent_run(record["parent_run_id"] if record else None, exp_id,
                              f"reproduce-{name}", {"budget": budget.name}) as parent:
+        callback = MlflowTrials(uri, exp_id, parent.info.run_id, budget.epochs,
+                                budget.patience, metrics=TRIAL_METRICS + FINAL_METRICS,
+                                name=lambda trial: trial.config["run"]["key"],
+                                limits=lambda trial: budget.epochs_for(
+                                    trial.config["run"]["corpus"]),
+                                finished=folder / FINISHED)
         if record:
             print(f"resuming the study in {folder} (MLflow run {parent.info.run_id})")
+            restored = tune.ExperimentAnalysis(str(folder)).trials
+            for lost in callback.reconcile(restored):
+                print(f"MLflow run {lost} deleted: its trial started after the study's last "
+                      "saved state, and the resumed study runs it again")
+            forget_unsaved_snapshots(restored)
+            drop_lost_trials(folder, restored)
             tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=True)
         else:
             mlflow.log_params({"budget": budget.name, "runs": len(runs), "cv": cv or 0,
@@ -118,16 +135,12 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
             (folder / RECORD).write_text(json.dumps({"parent_run_id": parent.info.run_id,
                                                      "tracking_uri": uri}, indent=2),
                                          encoding="utf-8")
-            callback = MlflowTrials(uri, exp_id, parent.info.run_id, budget.epochs,
-                                    budget.patience, metrics=TRIAL_METRICS + FINAL_METRICS,
-                                    name=lambda trial: trial.config["run"]["key"],
-                                    limits=lambda trial: budget.epochs_for(
-                                        trial.config["run"]["corpus"]))
             tuner = tune.Tuner(
                 trainable, param_space={"run": tune.grid_search(grid)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(folder.parent), callbacks=[callback], verbose=1,
+                    name=name, storage_path=str(folder.parent), verbose=1,
+                    callbacks=[FinishedMarkers(folder / FINISHED), callback],
                     failure_config=tune.FailureConfig(max_failures=max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)))
         results = tuner.fit()
