@@ -25,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/python -m relext_ray.demo
+	$(BIN)/relext-demo
 
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" scripts/with-ray-head.sh $(BIN)/python -m pytest $(PYTEST_ARGS)

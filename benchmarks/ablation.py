@@ -40,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
 
     from relext_ray.config import load_experiment
-    from relext_ray.train import run
+    from relext_ray.training.run import run
 
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,7 +62,7 @@ def plain(model: Path, corpus: Path, out: Path, part: str = "0/1") -> dict:
     import torch
 
     from relext_ray.corpus.jsonl import read_jsonl
-    from relext_ray.inference import Predictor
+    from relext_ray.prediction.predictor import Predictor
 
     torch.set_num_threads(1)
     k, n = map(int, part.split("/"))
@@ -84,8 +84,8 @@ def plain(model: Path, corpus: Path, out: Path, part: str = "0/1") -> dict:
 
 
 def with_ray(model: Path, corpus: Path, out: Path, replicas: int) -> dict:
-    from relext_ray.cluster import init_ray
-    from relext_ray.predict import predict
+    from relext_ray.cluster.connect import init_ray
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     init_ray(num_cpus=2)
     t0 = time.perf_counter()
@@ -146,7 +146,7 @@ def main() -> None:
         print(json.dumps(r))
         return
 
-    from relext_ray.synth import Shape, Source, write
+    from relext_ray.data.synth import Shape, Source, write
 
     if not any(args.corpus.glob("*.jsonl")):
         source = Source.load(str(args.model))

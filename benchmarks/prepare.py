@@ -44,9 +44,9 @@ def measure(data_dir: Path, out: Path, cpus: int, mode: str) -> dict:
     """One run in this process: a local Ray instance with ``cpus`` CPUs, then ``prepare``."""
     import ray
 
-    from relext_ray.cluster import init_ray
+    from relext_ray.cluster.connect import init_ray
     from relext_ray.config import PrepareConfig
-    from relext_ray.data import prepare
+    from relext_ray.data.pipeline import prepare
 
     os.environ.pop("RAY_ADDRESS", None)
     init_ray(num_cpus=cpus)

@@ -39,10 +39,10 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=Path("out/tune_efficiency.json"))
     args = p.parse_args()
 
-    from relext_ray.cluster import init_ray
+    from relext_ray.cluster.connect import init_ray
     from relext_ray.config import load_search
-    from relext_ray.train import ensure_prepared
-    from relext_ray.tune import search
+    from relext_ray.data.prepared import ensure_prepared
+    from relext_ray.search.tuner import search
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

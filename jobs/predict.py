@@ -3,7 +3,7 @@
 
 import sys
 
-from relext_ray.predict import main
+from relext_ray.cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,10 @@
 """Entry point for ``ray job submit -- python jobs/reproduce.py --budget quick|full``
-(same flags as ``python -m relext_ray.reproduce.job``); the driver joins the cluster via
+(same flags as ``relext-reproduce``); the driver joins the cluster via
 RAY_ADDRESS."""
 
 import sys
 
-from relext_ray.reproduce.job import main
+from relext_ray.cli.reproduce import main
 
 if __name__ == "__main__":
     sys.exit(main())

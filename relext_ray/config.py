@@ -11,19 +11,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relext_ray.corpus.brat import BratOptions
 from relext_ray.errors import RelextError
+from relext_ray.registry import Algorithm, Corpus, DistributionType, Encoder, LossVariant, Mode, SchedulerType
 
 
 class PrepareConfig(BaseModel):
-    """How a corpus becomes prepared instance shards (``python -m relext_ray.prepare``)."""
+    """How a corpus becomes prepared instance shards (``relext-prepare``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    corpus: Literal["conll04", "brat", "jsonl"]
+    corpus: Corpus
     data_dir: Path
     out: Path
-    mode: Literal["unordered", "ordered"] = "unordered"
+    mode: Mode = "unordered"
     num_shards: int = Field(4, ge=1, description="input blocks processed in parallel")
     max_distance: int = Field(60, ge=1, le=127,
                               description="relative positions are clipped to ±this (int8)")
@@ -43,13 +43,6 @@ class PrepareConfig(BaseModel):
             raise ValueError("needs at least one sentence terminator")
         return v
 
-    def brat_options(self) -> BratOptions:
-        return BratOptions(
-            terminators=self.terminators,
-            wrap_width=self.wrap_width,
-            ignore_relation_types=frozenset(self.ignore_relation_types),
-        )
-
 
 def readable(exc: ValidationError, what: str) -> RelextError:
     """One line per bad field: ``mode: Input should be 'unordered' or 'ordered'``."""
@@ -67,7 +60,7 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    encoder: Literal["cnn", "pcnn", "bigru"] = "cnn"
+    encoder: Encoder = "cnn"
     use_tag: bool = Field(True, description="+Tag: entity BIO tag embedding")
     mtl: bool = Field(True, description="+MTL: binary relation-identification head")
     word_dim: int = Field(200, ge=1)
@@ -89,9 +82,9 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    corpus: Literal["conll04", "brat", "jsonl"]
+    corpus: Corpus
     data_dir: Path
-    mode: Literal["unordered", "ordered"] = "unordered"
+    mode: Mode = "unordered"
     prepared_dir: Path | None = Field(None, description="default: out/prepared/<name>")
     max_distance: int = Field(60, ge=1, le=127)
     min_freq: int = Field(1, ge=1)
@@ -109,7 +102,7 @@ class LossConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    variant: Literal["ranking", "ce", "ce_ranking"] = "ranking"
+    variant: LossVariant = "ranking"
     m_pos: float = 2.5
     m_neg: float = 0.5
     gamma: float = Field(2.0, gt=0)
@@ -198,6 +191,22 @@ def expand_vars(text: str) -> str:
     return _VAR.sub(sub, text)
 
 
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys: ``{"model": {"use_tag": True}}`` → ``{"model.use_tag":
+    True}`` (the form of ``--set``, of search-space keys and of MLflow params)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+def default(model: type[BaseModel], name: str) -> Any:
+    """A config field's default: the commands' option defaults come from here."""
+    return model.model_fields[name].default
+
+
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
@@ -249,7 +258,7 @@ class Distribution(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["uniform", "loguniform", "int", "choice"]
+    type: DistributionType
     low: float | None = None
     high: float | None = None
     values: list[Any] | None = None
@@ -270,7 +279,7 @@ class Distribution(BaseModel):
 class SchedulerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["asha", "none"] = "asha"
+    type: SchedulerType = "asha"
     grace_period: int = Field(2, ge=1, description="epochs before ASHA may stop a trial")
     reduction_factor: float = Field(3, gt=1)
 
@@ -288,7 +297,7 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     space: dict[str, Distribution]
-    algorithm: Literal["tpe", "random"] = Field(
+    algorithm: Algorithm = Field(
         "tpe", description="Optuna sampler: TPE, or random search as a reference")
     startup_trials: int = Field(10, ge=1, description="random trials before TPE models the space")
     num_samples: int = Field(20, ge=1)

@@ -78,7 +78,7 @@ def search_args(work: Path, i: int) -> list[str]:
             "--config", str(ROOT / "tune_configs" / "smoke.yaml"),
             "--set", f"search.storage_path={work / f'run{i}' / 'tune'}",
             "--set", f"search.num_samples={SAMPLES}",
-            "--set", f"experiment.data.data_dir={ROOT / 'relext_ray' / 'sample_data'}",
+            "--set", f"experiment.data.data_dir={ROOT / 'relext_ray' / 'corpus' / 'sample_data'}",
             "--set", f"experiment.data.prepared_dir={work / 'prepared'}",
             "--set", f"experiment.train.checkpoint_dir={work / f'run{i}' / 'best'}",
             "--set", f"experiment.tracking.experiment=relext-stress-{i}",
@@ -124,7 +124,7 @@ class Cluster:
     """The search as a ``ray job submit`` job on a three-node dev cluster; MLflow on its head."""
 
     def __init__(self, work: Path) -> None:
-        from relext_ray import devcluster
+        from relext_ray.cluster import devcluster
 
         why = devcluster.missing_requirements()
         if why:

@@ -17,7 +17,7 @@ def _corpus(sub: str) -> Path:
         pytest.skip(
             f"real corpus not found at {path}: put the shared corpora in ../shared/data beside "
             "the repository, or set RELEXT_DATA_DIR to the folder holding conll04/ and "
-            "chinese_literature/ (python -m relext_ray.corpus.download fetches them)"
+            "chinese_literature/ (relext-download fetches them)"
         )
     return path
 
@@ -38,7 +38,7 @@ def ray_session():
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
-    from relext_ray.cluster import init_ray
+    from relext_ray.cluster.connect import init_ray
 
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -50,8 +50,8 @@ def ray_session():
 def sample_model(tmp_path_factory, ray_session) -> Path:
     """A model trained (one epoch) on the bundled sample corpus: its checkpoint directory."""
     from relext_ray.config import load_experiment
-    from relext_ray.sample import SAMPLE_DIR
-    from relext_ray.train import run
+    from relext_ray.corpus.sample import SAMPLE_DIR
+    from relext_ray.training.run import run
 
     tmp = tmp_path_factory.mktemp("sample_model")
     cfg = load_experiment(ROOT / "tune_configs" / "demo.yaml", [

@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from relext_ray import devcluster
-from relext_ray.sample import SAMPLE_DIR
+from relext_ray.cluster import devcluster
+from relext_ray.corpus.sample import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = str(ROOT / "tests" / "cluster_probe.py")
@@ -204,8 +204,8 @@ def test_prediction_spreads_and_survives_a_killed_worker_node(cluster, sample_mo
     output exactly once with the model's own prediction; the summary's counts add up; units
     were scored on at least two nodes."""
     from relext_ray.corpus.jsonl import read_jsonl
-    from relext_ray.inference import Predictor
-    from relext_ray.synth import Shape, Source, write
+    from relext_ray.data.synth import Shape, Source, write
+    from relext_ray.prediction.predictor import Predictor
 
     source = Source.load(str(sample_model))
     files = write(8000, tmp_path / "corpus", source, Shape.of_corpus(source.corpus, SAMPLE_DIR),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from relext_ray.cv import CVResult, folds_by_sentence
+from relext_ray.training.cv import CVResult, folds_by_sentence
 from tests.test_train import demo_config
 
 
@@ -22,7 +22,7 @@ def test_summary_mean_and_sd():
 
 @pytest.mark.usefixtures("ray_session")
 def test_three_fold_cv_on_the_sample(tmp_path):
-    from relext_ray.cv import cross_validate
+    from relext_ray.training.cv import cross_validate
 
     r = cross_validate(demo_config(tmp_path, "train.epochs=1"), k=3)
     assert len(r.folds) == 3

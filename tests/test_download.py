@@ -11,7 +11,8 @@ import zipfile
 
 import pytest
 
-from relext_ray.corpus.download import SOURCES, download, main
+from relext_ray.cli.download import main
+from relext_ray.corpus.download import SOURCES, download
 from relext_ray.corpus.sources import discover
 from relext_ray.errors import RelextError
 

@@ -3,16 +3,10 @@ from collections import Counter
 import pytest
 
 from relext_ray.corpus.records import Entity, Relation, Sentence
-from relext_ray.instances import (
-    TypeFilter,
-    bio_tags,
-    candidate_pairs,
-    extract,
-    features,
-    relation_type_combos,
-    relative_positions,
-)
-from relext_ray.vocab import Vocabularies, label_vocab, tag_vocab, token_vocab
+from relext_ray.instances.features import bio_tags, features
+from relext_ray.instances.pairs import TypeFilter, candidate_pairs, extract, relation_type_combos
+from relext_ray.instances.positions import relative_positions
+from relext_ray.instances.vocab import Vocabularies, label_vocab, tag_vocab, token_vocab
 
 # Anna Berg works for Acme in Oslo and Bob .
 #  e0 Peop   e1 Org  e2 Loc   e3 Peop

@@ -1,7 +1,7 @@
 import json
 
 from relext_ray.corpus.jsonl import count_lines, read_jsonl, write_jsonl
-from relext_ray.sample import SAMPLE_DIR, generate
+from relext_ray.corpus.sample import SAMPLE_DIR, generate
 
 
 def test_rejects_carry_file_line_and_field(tmp_path):

@@ -5,13 +5,9 @@ from math import exp, log
 import pytest
 import torch
 
-from relext_ray.losses import (
-    classification_loss,
-    decision_scores,
-    identification_loss,
-    predict,
-    ranking_loss,
-)
+from relext_ray.model.decision import decide as predict
+from relext_ray.model.decision import decision_scores
+from relext_ray.model.losses import classification_loss, identification_loss, ranking_loss
 
 
 def sp(x: float) -> float:  # log(1 + e^x), written out

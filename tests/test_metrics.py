@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from relext_ray.metrics import best_threshold, score
+from relext_ray.training.metrics import best_threshold, score
 
 LABELS = ["Other", "A", "B"]
 GOLD = np.array([0, 0, 1, 1, 2, 2, 1, 0])
@@ -44,7 +44,7 @@ def test_best_threshold_by_hand():
 
 def test_scores_from_summed_confusions_equal_scores_of_the_whole():
     """Streaming prediction sums per-batch confusion matrices; the result must not change."""
-    from relext_ray.metrics import confusion_matrix, scores_from_confusion
+    from relext_ray.training.metrics import confusion_matrix, scores_from_confusion
 
     rng = np.random.default_rng(0)
     labels = ["Other", "A", "B", "C"]

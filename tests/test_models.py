@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from relext_ray.config import ModelConfig
-from relext_ray.models.model import Batch, RelationModel
+from relext_ray.data.batching import Batch
+from relext_ray.model.relation import RelationModel
 
 V, P, T, C = 50, 42, 12, 4
 

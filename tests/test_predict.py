@@ -18,8 +18,8 @@ import pytest
 from relext_ray.config import load_experiment
 from relext_ray.corpus.conll04 import read_conll04
 from relext_ray.corpus.jsonl import read_jsonl
+from relext_ray.corpus.sample import SAMPLE_DIR
 from relext_ray.errors import RelextError
-from relext_ray.sample import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ("sentence_id", "head", "tail")
@@ -28,7 +28,7 @@ KEY = ("sentence_id", "head", "tail")
 @pytest.fixture(scope="module")
 def conll04_model(tmp_path_factory, conll04_dir, ray_session):
     """A small CoNLL04 model trained here (one epoch is enough to predict both ways)."""
-    from relext_ray.train import run
+    from relext_ray.training.run import run
 
     tmp = tmp_path_factory.mktemp("conll04_model")
     cfg = load_experiment(ROOT / "tune_configs" / "conll04.yaml", [
@@ -52,9 +52,9 @@ def by_key(rows: list[dict]) -> dict[tuple, dict]:
 @pytest.mark.shared_data
 def test_conll04_test_split_equals_the_model_called_directly(conll04_model, conll04_dir,
                                                              tmp_path):
-    from relext_ray.inference import Predictor
-    from relext_ray.metrics import scores_from_confusion
-    from relext_ray.predict import predict
+    from relext_ray.prediction.predictor import Predictor
+    from relext_ray.tracking.runs import predict_tracked as predict
+    from relext_ray.training.metrics import scores_from_confusion
 
     path = conll04_dir / "conll04_test.json"
     summary = predict(str(path), str(conll04_model), tmp_path / "out", concurrency=2,
@@ -93,8 +93,8 @@ def test_mlflow_uris_load_and_the_job_is_tracked(sample_model, mlflow_server, mo
                                                  tmp_path):
     import mlflow
 
-    from relext_ray.predict import predict
-    from relext_ray.tracking import experiment_id, log_model
+    from relext_ray.tracking.runs import experiment_id, log_model
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     mlflow.set_tracking_uri(mlflow_server)
@@ -117,7 +117,7 @@ def test_mlflow_uris_load_and_the_job_is_tracked(sample_model, mlflow_server, mo
 
 
 def test_bad_records_are_rejected_with_file_line_and_reason(sample_model, tmp_path):
-    from relext_ray.predict import predict
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     good = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:3]
     lines = [json.dumps(good[0].to_dict()).encode(),
@@ -148,8 +148,8 @@ def test_bad_records_are_rejected_with_file_line_and_reason(sample_model, tmp_pa
 
 
 def test_jsonl_output_one_file_per_unit_in_input_order(sample_model, tmp_path):
-    from relext_ray.inference import Predictor
-    from relext_ray.predict import predict
+    from relext_ray.prediction.predictor import Predictor
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     path = SAMPLE_DIR / "sample_test.jsonl"
     summary = predict(str(path), str(sample_model), tmp_path / "o", out_format="jsonl",
@@ -172,7 +172,8 @@ def test_jsonl_output_one_file_per_unit_in_input_order(sample_model, tmp_path):
 def test_accounting_checks_the_part_files_on_disk(tmp_path):
     import pyarrow as pa
 
-    from relext_ray.prediction import Accounting, write_part
+    from relext_ray.prediction.accounting import Accounting
+    from relext_ray.prediction.parts import write_part
 
     labels = ["Other", "R"]
     account = Accounting(labels)
@@ -200,7 +201,7 @@ def test_accounting_checks_the_part_files_on_disk(tmp_path):
     ({"model": "{root}/tune_configs"}, "not a relext_ray model"),
 ])
 def test_bad_arguments_are_named(sample_model, tmp_path, kwargs, message):
-    from relext_ray.predict import predict
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     args = {"input_spec": str(SAMPLE_DIR / "sample_test.jsonl"), "model": str(sample_model),
             "output": tmp_path / "out"}
@@ -210,7 +211,7 @@ def test_bad_arguments_are_named(sample_model, tmp_path, kwargs, message):
 
 
 def test_earlier_predictions_are_not_overwritten_silently(sample_model, tmp_path):
-    from relext_ray.predict import predict
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     args = (str(SAMPLE_DIR / "sample_test.jsonl"), str(sample_model), tmp_path / "out")
     predict(*args, progress=False, track=False)
@@ -231,8 +232,8 @@ def _replica_pids() -> list[int]:
 @pytest.mark.shared_data
 def test_a_killed_replica_loses_and_duplicates_nothing(conll04_model, tmp_path):
     """SIGKILL one of two replicas mid-run: the job completes, every pair exactly once."""
-    from relext_ray.inference import Predictor
-    from relext_ray.synth import Shape, Source, write
+    from relext_ray.data.synth import Shape, Source, write
+    from relext_ray.prediction.predictor import Predictor
 
     if not os.environ.get("RAY_ADDRESS"):
         pytest.skip("no shared Ray head: run through `make test` (it starts one)")

@@ -13,14 +13,14 @@ import pytest
 
 from relext_ray.config import PrepareConfig
 from relext_ray.corpus.jsonl import write_jsonl
-from relext_ray.sample import SAMPLE_DIR, generate
-from relext_ray.vocab import Vocabularies
+from relext_ray.corpus.sample import SAMPLE_DIR, generate
+from relext_ray.instances.vocab import Vocabularies
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 def run(tmp_path: Path, name: str, **kw) -> tuple[dict, Path]:
-    from relext_ray.data import prepare
+    from relext_ray.data.pipeline import prepare
 
     out = tmp_path / name
     stats = prepare(PrepareConfig(out=out, **kw))
@@ -117,7 +117,7 @@ def test_rerun_replaces_earlier_output(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "relext_ray.prepare", *args],
+    return subprocess.run([sys.executable, "-m", "relext_ray.cli.prepare", *args],
                           capture_output=True, text=True, timeout=120)
 
 

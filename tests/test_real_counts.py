@@ -32,7 +32,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize(("corpus", "mode"), list(EXPECTED))
 def test_pinned_counts(tmp_path, request, corpus, mode):
-    from relext_ray.data import prepare
+    from relext_ray.data.pipeline import prepare
     from tests.test_prepare import check_consistent
 
     data_dir = request.getfixturevalue("conll04_dir" if corpus == "conll04"

@@ -118,7 +118,7 @@ def test_the_job_end_to_end_on_the_sample_corpus(tmp_path, mlflow_server):
 
 
 def test_include_adds_another_studys_runs_once(tmp_path):
-    from relext_ray.reproduce.job import include
+    from relext_ray.cli.reproduce import include
 
     main_rows = [{**r, "key": f"{r['corpus']}-{r['system']}-{r['neg_ratio']}-s{r['seed']}"}
                  for r in _rows()]

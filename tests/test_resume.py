@@ -12,15 +12,15 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from relext_ray.search.resume import (
-    REPLAYED,
     FinishedMarkers,
     StudySearch,
     export_study,
     marker,
     own_metrics,
     read_marker,
-    stop_reason,
 )
+from relext_ray.tracking.trials import REPLAYED
+from relext_ray.training.fit import stop_reason
 
 SPACE = {"loss.m_pos": tune.uniform(1.5, 4.5), "model.use_tag": tune.choice([True, False])}
 

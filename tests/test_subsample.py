@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from relext_ray.data.subsample import counts, document_share, negative_ratio, short_sentences, training_index
 from relext_ray.errors import RelextError
-from relext_ray.subsample import (
-    counts,
-    document_share,
-    negative_ratio,
-    short_sentences,
-    training_index,
-)
 
 
 def test_negative_ratio_keeps_every_positive_and_the_asked_number_of_negatives():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from relext_ray.cli.synth import main
 from relext_ray.corpus.jsonl import read_jsonl
+from relext_ray.corpus.sample import SAMPLE_DIR
+from relext_ray.data.synth import Shape, Source, write
 from relext_ray.errors import RelextError
-from relext_ray.sample import SAMPLE_DIR
-from relext_ray.synth import Shape, Source, main, write
 
 
 def test_synthetic_records_are_valid_deterministic_and_use_the_source(sample_model, tmp_path):

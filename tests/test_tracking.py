@@ -5,15 +5,15 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from relext_ray.sample import SAMPLE_DIR
-from relext_ray.tracking import EXPERIMENT_KIND_TAG, TRAINING_KIND
+from relext_ray.corpus.sample import SAMPLE_DIR
+from relext_ray.tracking.runs import EXPERIMENT_KIND_TAG, TRAINING_KIND
 from tests.test_train import demo_config
 
 
 @pytest.mark.usefixtures("ray_session")
 def test_run_on_a_tracking_server(tmp_path, mlflow_server, monkeypatch):
     from relext_ray.corpus.jsonl import read_jsonl
-    from relext_ray.train import run_tracked
+    from relext_ray.tracking.runs import run_tracked
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     cfg = demo_config(tmp_path, "tracking.enabled=true", "tracking.experiment=relext-test",
@@ -44,7 +44,7 @@ def test_run_on_a_tracking_server(tmp_path, mlflow_server, monkeypatch):
 
 
 def test_ui_link_opens_the_training_view():
-    from relext_ray.tracking import ui_link
+    from relext_ray.tracking.runs import ui_link
 
     assert ui_link("http://127.0.0.1:5000/", "7") == \
         "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from relext_ray.config import load_experiment
+from relext_ray.corpus.sample import SAMPLE_DIR
 from relext_ray.errors import RelextError
-from relext_ray.sample import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "tune_configs" / "demo.yaml"
@@ -26,13 +26,10 @@ def demo_config(tmp_path: Path, *extra: str):
 
 @pytest.mark.usefixtures("ray_session")
 def test_same_seed_same_metrics_and_checkpoint_round_trip(tmp_path):
-    from relext_ray.train import (
-        PreparedData,
-        decision_matrix,
-        load_checkpoint,
-        run,
-        scores_at,
-    )
+    from relext_ray.data.prepared import PreparedData
+    from relext_ray.training.checkpoint import load_checkpoint
+    from relext_ray.training.evaluate import decision_matrix, scores_at
+    from relext_ray.training.run import run
 
     cfg = demo_config(tmp_path)
     first = run(cfg)
@@ -99,7 +96,8 @@ def test_paper_settings_in_the_shipped_configs():
 @pytest.mark.usefixtures("ray_session")
 def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_path):
     """What a Tune trial does after its worker died: continue from the last epoch's state."""
-    from relext_ray.train import FitState, run
+    from relext_ray.training.fit import FitState
+    from relext_ray.training.run import run
 
     cfg = demo_config(tmp_path, "train.epochs=4", "train.patience=4")
     straight = run(cfg, save=False)
@@ -132,7 +130,8 @@ def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_pat
 
 @pytest.mark.usefixtures("ray_session")
 def test_a_sentence_cap_applies_to_every_split_and_is_reported(tmp_path):
-    from relext_ray.train import PreparedData, run
+    from relext_ray.data.prepared import PreparedData
+    from relext_ray.training.run import run
 
     full = run(demo_config(tmp_path, "train.epochs=1"), save=False)
     data = PreparedData.load(tmp_path / "prepared")

@@ -17,9 +17,9 @@ import yaml
 
 from relext_ray.config import load_search
 from relext_ray.corpus.jsonl import read_jsonl
+from relext_ray.corpus.sample import SAMPLE_DIR
 from relext_ray.errors import RelextError
-from relext_ray.inference import Predictor
-from relext_ray.sample import SAMPLE_DIR
+from relext_ray.prediction.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tune_configs" / "smoke.yaml"
@@ -127,7 +127,7 @@ def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server, monkeypatch):
 
     import mlflow
 
-    from relext_ray.predict import predict
+    from relext_ray.tracking.runs import predict_tracked as predict
 
     mlflow.set_tracking_uri(mlflow_server)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
@@ -244,7 +244,7 @@ def _check_study(search_dir: Path, trial_ids: set[str]) -> None:
 
 
 def test_resume_and_overwrite_are_checked(tmp_path):
-    from relext_ray.tune import search
+    from relext_ray.search.tuner import search
 
     cfg = load_search(SMOKE, [f"search.storage_path={tmp_path}"])
     with pytest.raises(RelextError, match="nothing to resume"):
@@ -256,7 +256,8 @@ def test_resume_and_overwrite_are_checked(tmp_path):
 
 def test_trials_request_the_configured_cpus_and_fractional_gpus():
     """No GPU here: check what each trial asks Ray for (its placement-group bundle)."""
-    from relext_ray.tune import make_trainable, tune_space
+    from relext_ray.search.space import tune_space
+    from relext_ray.search.trainable import make_trainable
 
     cfg = load_search(SMOKE, ["search.resources_per_trial.gpu=0.25",
                               "search.resources_per_trial.cpu=2"])

@@ -21,7 +21,7 @@ from relext_ray.corpus.records import (
     Sentence,
     check_entities,
     check_relations,
-    check_tokens,
+    record_tokens,
 )
 from relext_ray.errors import RecordError
 
@@ -63,11 +63,7 @@ def entities_from_tags(tags: list[Any], n_tokens: int) -> list[Entity]:
 
 
 def record_to_sentence(obj: Any, sid: str) -> Sentence:
-    if not isinstance(obj, dict):
-        raise RecordError("", f"expected a JSON object, got {type(obj).__name__}")
-    if "tokens" not in obj:
-        raise RecordError("tokens", "missing field")
-    tokens = check_tokens(obj["tokens"])
+    tokens = record_tokens(obj)
     if "entities" in obj:
         entities = list(check_entities(obj["entities"], len(tokens)))
     elif "tags" in obj:

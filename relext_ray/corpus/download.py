@@ -1,4 +1,4 @@
-"""``python -m relext_ray.corpus.download``: fetch the public corpora for users with network access.
+"""``relext-download``: fetch the public corpora for users with network access.
 
 * ``conll04``: the SpERT split (``conll04_{train,dev,test,types}.json``, entity spans as
   ``entities: [{type,start,end}]``) from the SpERT data server;
@@ -10,15 +10,13 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import shutil
-import sys
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from relext_ray.errors import RelextError, cli_exit
+from relext_ray.errors import RelextError
 
 SOURCES = {
     "conll04": {
@@ -78,18 +76,3 @@ def download(corpus: str, dest: str | Path, base_url: str | None = None,
             (out / name).write_bytes(data)
             print(f"{name}: {len(data):,} bytes → {out / name}")
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m relext_ray.corpus.download", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("corpus", choices=sorted(SOURCES))
-    p.add_argument("--dest", default="data", help="parent directory (default: ./data)")
-    p.add_argument("--base-url", default=None, help="download from this mirror instead")
-    p.add_argument("--timeout", type=float, default=60.0)
-    args = p.parse_args(argv)
-    return cli_exit(lambda: download(args.corpus, args.dest, args.base_url, args.timeout))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

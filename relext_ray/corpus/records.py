@@ -154,13 +154,18 @@ def check_tokens(raw: Any) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def sentence_from_dict(obj: Any, default_id: str) -> Sentence:
-    """Validate one canonical record; raise ``RecordError`` naming the bad field."""
+def record_tokens(obj: Any) -> tuple[str, ...]:
+    """The tokens of a record that must be a JSON object with a ``tokens`` list."""
     if not isinstance(obj, dict):
         raise RecordError("", f"expected a JSON object, got {type(obj).__name__}")
     if "tokens" not in obj:
         raise RecordError("tokens", "missing field")
-    tokens = check_tokens(obj["tokens"])
+    return check_tokens(obj["tokens"])
+
+
+def sentence_from_dict(obj: Any, default_id: str) -> Sentence:
+    """Validate one canonical record; raise ``RecordError`` naming the bad field."""
+    tokens = record_tokens(obj)
     sid = obj.get("id", default_id)
     if isinstance(sid, int) and not isinstance(sid, bool):
         sid = str(sid)

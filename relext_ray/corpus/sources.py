@@ -14,8 +14,8 @@ from relext_ray.corpus.conll04 import load_records, read_conll04
 from relext_ray.corpus.jsonl import count_lines, read_jsonl
 from relext_ray.corpus.records import ReadResult
 from relext_ray.errors import RelextError
+from relext_ray.registry import CORPORA
 
-CORPORA = ("conll04", "brat", "jsonl")
 SPLITS = ("train", "dev", "test")
 SPLIT_ALIASES = {
     "train": "train",

@@ -12,14 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from relext_ray.reproduce.study import (
-    CORPORA,
-    FIG3_SYSTEMS,
-    PAPER,
-    PAPER_ERRORS,
-    SYSTEMS,
-    TABLES,
-)
+from relext_ray.reproduce.study import CORPORA, FIG3_SYSTEMS, PAPER, PAPER_ERRORS, SYSTEMS, TABLES
 
 TABLE_TITLES = {
     "main": "Tag embeddings and multi-task learning (paper Tables 1 and 2)",

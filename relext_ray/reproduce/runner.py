@@ -3,33 +3,21 @@ every epoch and resumes after a failure), all under one MLflow parent run."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from ray import tune
 
-from relext_ray import tracking
-from relext_ray.cluster import init_ray
+from relext_ray.cluster.connect import init_ray
 from relext_ray.config import load_experiment
-from relext_ray.errors import RelextError
 from relext_ray.reproduce.study import CONFIGS, CORPORA, Budget, Run
-from relext_ray.search.resume import (
-    FINISHED,
-    FinishedMarkers,
-    drop_lost_trials,
-    forget_unsaved_snapshots,
-)
-from relext_ray.train import TrainResult
-from relext_ray.tune import (
-    KEEP_CHECKPOINTS,
-    TRIAL_METRICS,
-    MlflowTrials,
-    run_with_checkpoints,
-)
+from relext_ray.search import folder as job_folder
+from relext_ray.search.resume import FINISHED, FinishedMarkers, before_restore
+from relext_ray.search.trainable import KEEP_CHECKPOINTS, in_trial, run_with_checkpoints
+from relext_ray.tracking import runs as tracking
+from relext_ray.tracking.trials import TRIAL_METRICS, MlflowTrials
+from relext_ray.training.run import TrainResult
 
 FINAL_METRICS = (
     "test_precision", "test_recall", "test_f1", "test_calibrated_f1", "calibrated_theta",
@@ -53,9 +41,9 @@ def study_trial(params: dict[str, Any], prepared: dict[str, str], cv: int | None
     run = params["run"]
     cfg = run_config(run, prepared)
     if cv:
-        from relext_ray.cv import cross_validate
+        from relext_ray.training.cv import cross_validate
 
-        summary = cross_validate(cfg, cv).summary()
+        summary = cross_validate(in_trial(cfg), cv).summary()
         tune.report({"test_f1": summary["f1"][0], "test_f1_sd": summary["f1"][1],
                      "test_precision": summary["precision"][0],
                      "test_recall": summary["recall"][0],
@@ -72,28 +60,15 @@ def final_metrics(result: TrainResult) -> dict[str, float]:
     return final
 
 
-def _check_start(folder: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
-    record = folder / RECORD
-    if resume:
-        if not record.exists():
-            raise RelextError(f"nothing to resume in {folder}: run without --resume first")
-        return json.loads(record.read_text(encoding="utf-8"))
-    if folder.exists():
-        if not overwrite:
-            raise RelextError(f"{folder} already exists: pass --resume to continue that study "
-                              "or --overwrite to start again")
-        shutil.rmtree(folder)
-    return None
-
-
 def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: int | None,
               resume: bool, overwrite: bool, cpu: float, gpu: float, max_concurrent: int | None,
               max_failures: int, experiment: str, prepared_root: Path) -> dict[str, Any]:
     """Run (or resume) every run as a Tune trial; return the rows for the report."""
-    from relext_ray.train import ensure_prepared
+    from relext_ray.data.prepared import ensure_prepared
 
     folder = (storage / name).resolve()
-    record = _check_start(folder, resume, overwrite)
+    uri = tracking.tracking_uri()
+    record = job_folder.start(folder, RECORD, resume, overwrite, what="study", tracking_uri=uri)
     folder.mkdir(parents=True, exist_ok=True)
     init_ray()
     prepared: dict[str, str] = {}
@@ -107,40 +82,34 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
     trainable = tune.with_resources(
         tune.with_parameters(study_trial, prepared=prepared, cv=cv,
                              finished=str(folder / FINISHED)), {"cpu": cpu, "gpu": gpu})
-    uri = tracking.tracking_uri()
     exp_id = tracking.experiment_id(experiment)
     with tracking.parent_run(record["parent_run_id"] if record else None, exp_id,
                              f"reproduce-{name}", {"budget": budget.name}) as parent:
+        markers = FinishedMarkers(folder / FINISHED)
         callback = MlflowTrials(uri, exp_id, parent.info.run_id, budget.epochs,
                                 budget.patience, metrics=TRIAL_METRICS + FINAL_METRICS,
                                 name=lambda trial: trial.config["run"]["key"],
                                 limits=lambda trial: budget.epochs_for(
                                     trial.config["run"]["corpus"]),
-                                finished=folder / FINISHED)
+                                replaying=markers.has)
         if record:
             print(f"resuming the study in {folder} (MLflow run {parent.info.run_id})")
-            restored = tune.ExperimentAnalysis(str(folder)).trials
-            for lost in callback.reconcile(restored):
-                print(f"MLflow run {lost} deleted: its trial started after the study's last "
-                      "saved state, and the resumed study runs it again")
-            forget_unsaved_snapshots(restored)
-            drop_lost_trials(folder, restored)
+            for line in before_restore(folder, callback):
+                print(line)
             tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=True)
         else:
-            mlflow.log_params({"budget": budget.name, "runs": len(runs), "cv": cv or 0,
+            tracking.log_job_start({"budget": budget.name, "runs": len(runs), "cv": cv or 0,
                                "epochs": budget.epochs, "patience": budget.patience,
                                "seeds": ",".join(map(str, budget.seeds)),
                                **{f"seeds_{c}": ",".join(map(str, v))
                                   for c, v in budget.corpus_seeds.items()}})
-            (folder / RECORD).write_text(json.dumps({"parent_run_id": parent.info.run_id,
-                                                     "tracking_uri": uri}, indent=2),
-                                         encoding="utf-8")
+            job_folder.write_record(folder, RECORD, parent.info.run_id, uri)
             tuner = tune.Tuner(
                 trainable, param_space={"run": tune.grid_search(grid)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(folder.parent), verbose=1,
-                    callbacks=[FinishedMarkers(folder / FINISHED), callback],
+                    callbacks=[markers, callback],
                     failure_config=tune.FailureConfig(max_failures=max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)))
         results = tuner.fit()

@@ -27,7 +27,7 @@ state**, and every other record is made to follow it:
 - *MLflow runs* are found again by trial id and never log an epoch twice; a run whose trial is
   not in the saved state (it started after the last snapshot, and the resumed search runs another
   trial in its place) is deleted, so the parent run has one child per trial of the search
-  (``MlflowTrials.reconcile`` in :mod:`relext_ray.tune`).
+  (``MlflowTrials.reconcile`` in :mod:`relext_ray.tracking.trials`).
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchGen
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
+from relext_ray.tracking.trials import REPLAYED
+
 FINISHED = "finished"  # <experiment dir>/finished/<trial id>.json: a trial's last report
-REPLAYED = "replayed"  # set on the report a finished trial sends again after a restore
 # Keys Tune adds to every result: not the trial's own metrics, never replayed.
 _TUNE_KEYS = {*AUTO_RESULT_KEYS, "done", "trial_id", "experiment_tag", "should_checkpoint",
               "time_since_restore", "iterations_since_restore", REPLAYED}
@@ -81,18 +82,6 @@ def read_marker(path: Path) -> dict[str, float] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def stop_reason(last: Mapping[str, Any], epochs: int, patience: int) -> str:
-    """Why a trial ended, from its last result: ``completed`` (all epochs), ``early_stopping``
-    (no dev improvement for ``patience`` epochs) or ``stopped_by_scheduler`` (ASHA)."""
-    epoch = int(last.get("epoch", 0))
-    best_epoch = int(last.get("best_epoch", epoch))
-    if epoch >= epochs:
-        return "completed"
-    if epoch - best_epoch >= patience:
-        return "early_stopping"
-    return "stopped_by_scheduler"
-
-
 class FinishedMarkers(tune.Callback):
     """Writes a trial's finish marker on the driver when the trial ends, if the trial has not
     written it itself (a trial the scheduler stopped never gets to). Listed before the MLflow
@@ -100,6 +89,10 @@ class FinishedMarkers(tune.Callback):
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+
+    def has(self, trial_id: str) -> bool:
+        """Whether the trial has finished (its marker exists)."""
+        return marker(self.directory, trial_id).exists()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         path = marker(self.directory, trial.trial_id)
@@ -310,3 +303,29 @@ def drop_lost_trials(exp_dir: Path, trials: list[Any]) -> list[str]:
         if f.stem not in ids:
             f.unlink(missing_ok=True)
     return [d.name for d in lost]
+
+
+def before_restore(folder: Path, runs: Any, searcher: StudySearch | None = None,
+                   max_concurrent: int = 1) -> list[str]:
+    """Everything a resumed job does before ``Tuner.restore``, in order.
+
+    Args:
+        folder: The job's folder.
+        runs: Its MLflow trial callback (``tracking.trials.MlflowTrials``).
+        searcher: A searcher of the class the job uses, to align the saved one (grid jobs: None).
+        max_concurrent: The job's concurrency limit.
+
+    Returns:
+        What was put right, one line each, for the job's output.
+    """
+    trials = tune.ExperimentAnalysis(str(folder)).trials
+    lines = []
+    if searcher is not None:
+        lines += [f"saved search state put right: {line}"
+                  for line in align_snapshot(folder, trials, searcher, max_concurrent)]
+    forget_unsaved_snapshots(trials)
+    lines += [f"trial folder {name} deleted: its trial is not in the saved state"
+              for name in drop_lost_trials(folder, trials)]
+    lines += [f"MLflow run {name} deleted: its trial started after the last saved state, and "
+              "the resumed job runs another trial in its place" for name in runs.reconcile(trials)]
+    return lines

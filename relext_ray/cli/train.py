@@ -1,0 +1,46 @@
+"""``relext-train`` (``python -m relext_ray.train``): one training run, or k-fold cross-validation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from relext_ray.config import load_experiment
+from relext_ray.errors import cli_exit
+from relext_ray.tracking.runs import cv_tracked, run_tracked, tracking_uri
+from relext_ray.training.cv import format_cv
+from relext_ray.training.run import format_result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m relext_ray.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML experiment config (tune_configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.use_tag=false (repeatable)")
+    p.add_argument("--cv", type=int, default=None, metavar="K",
+                   help="k-fold cross-validation over train+dev instead of one run")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        cfg = load_experiment(args.config, args.overrides)
+
+        def show(epoch: int, m: dict[str, float]) -> None:
+            print(f"epoch {epoch:3d}  loss {m['loss']:.4f}  dev P/R/F1 "
+                  f"{100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
+                  f"{100 * m['dev_f1']:.2f}  {m['epoch_seconds']:.1f}s", flush=True)
+
+        if args.cv:
+            print(format_cv(cv_tracked(cfg, args.cv, show), args.cv))
+            return
+        result, run_id, model_uri = run_tracked(cfg, callback=show)
+        print(format_result(result))
+        print(f"checkpoint: {result.checkpoint}")
+        if run_id:
+            print(f"MLflow run {run_id} in {tracking_uri()}; model: {model_uri}")
+
+    return cli_exit(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Prepared data: the Ray Data prepare pipeline, prepared Parquet → arrays, training subsets,
+tensor batches."""

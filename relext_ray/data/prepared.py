@@ -1,0 +1,76 @@
+"""A prepared corpus in memory, prepared on first use, and the subsets a run trains on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relext_ray.config import ExperimentConfig, TrainConfig
+from relext_ray.data.arrays import SplitArrays, load_split
+from relext_ray.data.subsample import short_sentences, training_index
+from relext_ray.errors import RelextError
+from relext_ray.instances.pairs import TypeFilter
+from relext_ray.instances.vocab import Vocabularies
+
+
+@dataclass
+class PreparedData:
+    """A prepared corpus in memory: vocabularies, type filter, statistics and split arrays."""
+
+    path: Path
+    vocabs: Vocabularies
+    type_filter: TypeFilter
+    stats: dict[str, dict[str, int]]
+    max_distance: int
+    splits: dict[str, SplitArrays] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.vocabs.labels.items)
+
+    def missed_positives(self, split: str) -> int:
+        """Positives the type filter removed: false negatives of any model."""
+        return self.stats.get(split, {}).get("filtered_out_positives", 0)
+
+    @classmethod
+    def load(cls, path: Path, splits: tuple[str, ...] = ("train", "dev", "test")) -> PreparedData:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        stats = json.loads((path / "stats.json").read_text(encoding="utf-8"))
+        data = cls(path, Vocabularies.load(path / "vocab"), TypeFilter.load(path / "type_filter.json"),
+                   stats, int(meta["config"]["max_distance"]))
+        for s in splits:
+            if s in stats and (path / s).is_dir():
+                data.splits[s] = load_split(path, s)
+        return data
+
+
+def capped(a: SplitArrays, max_length: int | None) -> SplitArrays:
+    """Only the instances of sentences of at most ``max_length`` tokens (all without a cap)."""
+    return a if max_length is None else a.subset(short_sentences(a.lengths, max_length))
+
+
+def training_subset(train: SplitArrays, t: TrainConfig) -> SplitArrays:
+    """The training instances a run sees: ``train.documents`` and ``train.neg_ratio``."""
+    if t.documents == 1 and t.neg_ratio is None:
+        return train
+    return train.subset(training_index(train.labels, train.sentence_ids, t.documents,
+                                       t.neg_ratio, t.seed))
+
+
+def ensure_prepared(cfg: ExperimentConfig) -> Path:
+    """Prepare the corpus with Ray Data unless a matching preparation exists."""
+    out = cfg.prepared_dir
+    meta = out / "meta.json"
+    if meta.exists():
+        have = json.loads(meta.read_text(encoding="utf-8"))["config"]
+        want = cfg.data.prepare_config(out)
+        for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase"):
+            if have[key] != getattr(want, key):
+                raise RelextError(f"{out} was prepared with {key}={have[key]!r}, the config asks "
+                                  f"for {getattr(want, key)!r}: remove it or set data.prepared_dir")
+        return out
+    from relext_ray.data.pipeline import prepare
+
+    prepare(cfg.data.prepare_config(out))
+    return out

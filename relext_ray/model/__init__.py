@@ -1,0 +1,2 @@
+"""The model, torch only: encoders, the multi-task relation model, its losses (one objective)
+and the one decision rule."""

@@ -1,0 +1,70 @@
+"""The multi-task relation model: embeddings → encoder → FC → class scores (+ relation head)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from relext_ray.config import ModelConfig
+from relext_ray.data.batching import Batch
+from relext_ray.instances.positions import num_position_ids
+from relext_ray.instances.vocab import Vocabularies
+from relext_ray.model.encoders import ENCODERS
+
+
+class RelationModel(nn.Module):
+    """Word, two relative-position and (``use_tag``) entity BIO-tag embeddings → encoder → FC
+    (tanh, dropout) → class scores, plus an Other score (CE variants) and the binary
+    relation-identification head (``mtl``).
+
+    Args:
+        cfg: The architecture.
+        n_tokens: Token vocabulary size (id 0 pads).
+        n_positions: Position ids (``instances.positions.num_position_ids``).
+        n_tags: BIO tag vocabulary size.
+        n_classes: C, the relation classes without Other.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_tokens: int, n_positions: int, n_tags: int,
+                 n_classes: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.word = nn.Embedding(n_tokens, cfg.word_dim, padding_idx=0)
+        self.pos1 = nn.Embedding(n_positions, cfg.pos_dim, padding_idx=0)
+        self.pos2 = nn.Embedding(n_positions, cfg.pos_dim, padding_idx=0)
+        self.tag = nn.Embedding(n_tags, cfg.tag_dim, padding_idx=0) if cfg.use_tag else None
+        in_dim = cfg.word_dim + 2 * cfg.pos_dim + (cfg.tag_dim if cfg.use_tag else 0)
+        self.encoder: nn.Module = ENCODERS[cfg.encoder](in_dim, cfg)
+        self.fc = nn.Sequential(nn.Linear(self.encoder.out_dim, cfg.hidden), nn.Tanh(),
+                                nn.Dropout(cfg.dropout))
+        # s_c = rᵀ W_c for the non-Other classes only (no bias, as in the paper).
+        self.classes = nn.Linear(cfg.hidden, n_classes, bias=False)
+        self.other = nn.Linear(cfg.hidden, 1) if cfg.other_score else None
+        self.identify = nn.Linear(cfg.hidden, 2) if cfg.mtl else None
+
+    def forward(self, b: Batch) -> dict[str, torch.Tensor | None]:
+        """Scores of a batch.
+
+        Args:
+            b: A padded batch ([B, L] tokens, positions, tags; [B, 4] spans).
+
+        Returns:
+            ``scores`` [B, C]; ``other`` [B] or None; ``id_logits`` [B, 2] or None.
+        """
+        parts = [self.word(b.tokens), self.pos1(b.pos1), self.pos2(b.pos2)]
+        if self.tag is not None:
+            parts.append(self.tag(b.tags))
+        r = self.fc(self.encoder(torch.cat(parts, dim=2), b.mask, b.spans))
+        return {
+            "scores": self.classes(r),
+            "other": self.other(r).squeeze(1) if self.other is not None else None,
+            "id_logits": self.identify(r) if self.identify is not None else None,
+        }
+
+
+def build_model(cfg: ModelConfig, vocabs: Vocabularies, n_labels: int,
+                max_distance: int) -> RelationModel:
+    """A model sized for a prepared corpus (or checkpoint): its vocabularies, its labels (Other
+    included) and its position clip."""
+    return RelationModel(cfg, n_tokens=len(vocabs.tokens), n_positions=num_position_ids(max_distance),
+                         n_tags=len(vocabs.tags), n_classes=n_labels - 1)

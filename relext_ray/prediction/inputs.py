@@ -1,0 +1,45 @@
+"""What batch prediction reads: the files behind ``--input`` and their units of work."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from relext_ray.corpus.sources import Unit, file_units
+from relext_ray.errors import RelextError
+from relext_ray.registry import INPUT_SUFFIXES
+
+FORMATS = INPUT_SUFFIXES
+
+
+def input_files(spec: str | Path, fmt: str | None = None) -> list[tuple[Path, str]]:
+    """The files behind ``--input`` (a file, a directory searched recursively, or a glob) and
+    the format of each: ``fmt`` if given, else from the suffix."""
+    text = str(spec)
+    if any(ch in text for ch in "*?["):
+        candidates = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
+        where = f"glob {text!r}"
+    else:
+        path = Path(text)
+        if not path.exists():
+            raise RelextError(f"--input not found: {path}")
+        candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+            else [path]
+        where = str(path)
+    wanted = {s: f for s, f in FORMATS.items() if fmt is None or f == fmt}
+    if fmt is not None and fmt not in FORMATS.values():
+        raise RelextError(f"unknown --format {fmt!r}; choose one of "
+                          f"{', '.join(sorted(set(FORMATS.values())))}")
+    files = [(p.resolve(), wanted[p.suffix]) for p in candidates if p.suffix in wanted]
+    if not files:
+        kinds = ", ".join(f"{s} ({f})" for s, f in wanted.items())
+        raise RelextError(f"no input files in {where}: expected {kinds}")
+    return files
+
+
+def plan_input(spec: str | Path, fmt: str | None = None, chunk_size: int = 1000) -> list[Unit]:
+    """Units of at most ``chunk_size`` records (one per brat document) over the input files."""
+    if chunk_size < 1:
+        raise RelextError(f"--chunk-size must be at least 1, got {chunk_size}")
+    return [unit for path, corpus in input_files(spec, fmt)
+            for unit in file_units("predict", corpus, path, chunk_size)]

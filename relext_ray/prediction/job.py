@@ -1,0 +1,224 @@
+"""Batch prediction on Ray Data: every entity pair of a corpus of any size, streamed to disk.
+
+    python -m relext_ray.predict --input corpus/ --model models:/relext-conll04/1 --output preds/
+
+``--input``: a file, directory or glob of canonical JSONL, CoNLL04 JSON or brat (.txt + .ann).
+``--model``: a checkpoint directory, ``runs:/<run_id>/model`` or ``models:/<name>/<version>``.
+Replicas (Ray Data's actor pool) load the model once, then read, featurise and score units of
+input and write each unit's pairs to ``OUTPUT/part-<unit>.parquet`` (or ``.jsonl``); the driver
+only sums their accounting into ``OUTPUT/summary.json`` and writes bad records to
+``OUTPUT/rejects.jsonl``. On a multi-node cluster ``OUTPUT`` must be on storage every node
+shares (NFS or similar), as for any Ray Data write.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from relext_ray.cluster.connect import assigned_cpus
+from relext_ray.corpus.brat import BratOptions
+from relext_ray.corpus.sources import Unit, read_unit
+from relext_ray.data.transforms import rows_of
+from relext_ray.errors import RelextError
+from relext_ray.prediction.accounting import Accounting
+from relext_ray.prediction.inputs import plan_input
+from relext_ray.prediction.parts import (
+    ACCOUNT_SCHEMA,
+    pack_directory,
+    part_name,
+    unpack_directory,
+    write_part,
+)
+from relext_ray.registry import OUTPUT_FORMATS
+
+OUTPUT_FILES = ("summary.json", "rejects.jsonl")
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary files of attempts that died before renaming their part."""
+    return list(out.glob(".part-*.tmp"))
+
+
+def _prepare_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        old = [p for p in out.iterdir() if p.name.startswith("part-") or p.name in OUTPUT_FILES]
+        old += _leftovers(out)
+        if not overwrite:
+            raise RelextError(f"--output {out} already holds files: pass --overwrite to replace "
+                              "earlier predictions, or choose another directory")
+        for p in old:
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
+            fmt: str | None = None, out_format: str = "parquet", batch_size: int = 512,
+            chunk_size: int = 1000, concurrency: int = 1, cpus_per_replica: float = 1.0,
+            gpus_per_replica: float = 0.0, theta: float | None = None, all_scores: bool = False,
+            overwrite: bool = False, progress: bool = True,
+            model_name: str | None = None) -> dict[str, Any]:
+    """Run batch prediction; return the summary (also written to ``OUTPUT/summary.json``).
+
+    Args:
+        input_spec: A file, directory (searched recursively) or glob of input records.
+        checkpoint: A checkpoint directory (``tracking.runs.resolve_model`` turns ``runs:/``
+            and ``models:/`` URIs into one).
+        output: The directory for part files, ``summary.json`` and ``rejects.jsonl``; on a
+            multi-node cluster on storage every node shares.
+        model_name: How the summary names the model (default: the checkpoint's path).
+
+    Returns:
+        The summary: counts that account for every sentence, relations predicted, scores
+        against gold relations where the input has them, throughput.
+    """
+    import ray
+
+    from relext_ray.cluster.connect import init_ray
+
+    if concurrency < 1 or batch_size < 1:
+        raise RelextError("--concurrency and --batch-size must be at least 1")
+    if out_format not in OUTPUT_FORMATS:
+        raise RelextError(f"--output-format must be parquet or jsonl, got {out_format!r}")
+    t0 = time.perf_counter()
+    checkpoint_dir = Path(checkpoint)
+    # The driver needs only labels and threshold; the replicas load the weights.
+    meta = json.loads((checkpoint_dir / "meta.json").read_text(encoding="utf-8"))
+    labels = list(meta["labels"])
+    used_theta = float(meta["theta"]) if theta is None else float(theta)
+    units = plan_input(input_spec, fmt, chunk_size)
+    out = Path(output).resolve()
+    _prepare_output(out, overwrite)
+
+    init_ray()
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    # Ray Data restarts a replica that died (process killed, node lost) and reruns its unit;
+    # the rerun replaces the unit's part file, and the unit's accounting reaches the driver
+    # once, from the attempt that finished. A unit that fails in our code fails the job
+    # instead of being skipped: nothing is dropped silently.
+    ctx.max_errored_blocks = 0
+    ds = ray.data.from_items([{"index": i, **asdict(u)} for i, u in enumerate(units)],
+                             override_num_blocks=len(units))
+    accounted = ds.map_batches(
+        UnitScorer, batch_size=1, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None,
+        fn_constructor_kwargs={"checkpoint": [ray.put(pack_directory(checkpoint_dir))],
+                               "output": str(out), "units": len(units),
+                               "out_format": out_format, "theta": theta,
+                               "all_scores": all_scores, "batch_size": batch_size},
+    )
+    account = Accounting(labels)
+    with open(out / "rejects.jsonl", "w", encoding="utf-8") as rejects:
+        for batch in accounted.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for kind, payload in zip(batch.column("kind").to_pylist(),
+                                     batch.column("payload").to_pylist(), strict=True):
+                if kind == "counts":
+                    account.add(json.loads(payload))
+                else:
+                    rejects.write(payload + "\n")
+    for tmp in _leftovers(out):
+        tmp.unlink(missing_ok=True)
+    account.check(out, out_format)
+    seconds = time.perf_counter() - t0
+    summary = {
+        "model": model_name or str(checkpoint_dir), "input": str(input_spec), "output": str(out),
+        "output_format": out_format, "theta": used_theta, "replicas": concurrency,
+        "cpus_per_replica": cpus_per_replica, "gpus_per_replica": gpus_per_replica,
+        **account.summary(),
+        "seconds": round(seconds, 3),
+        "pairs_per_second": round(account.rows_written / seconds, 1) if seconds else 0.0,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
+    return summary
+
+
+class UnitScorer:
+    """One replica: loads the model once, then reads, featurises, scores and writes units."""
+
+    def __init__(self, checkpoint: bytes | list[Any], output: str | Path, units: int,
+                 out_format: str = "parquet", theta: float | None = None,
+                 all_scores: bool = False, batch_size: int = 512,
+                 brat: BratOptions | None = None, device: str = "auto") -> None:
+        """``checkpoint``: packed bytes, or ``[ObjectRef]`` to them (the driver puts the model in
+        the object store once; a restarted replica fetches it again from there). ``output``
+        must be reachable from every node that runs a replica (a shared filesystem)."""
+        import torch
+
+        if not isinstance(checkpoint, bytes):
+            import ray
+
+            checkpoint = ray.get(checkpoint[0])
+
+        from relext_ray.prediction.predictor import Predictor, prediction_schema
+        from relext_ray.training.device import configure_threads, resolve_device
+
+        configure_threads(assigned_cpus())
+        self.predictor = Predictor.load(unpack_directory(checkpoint), resolve_device(device))
+        cfg = self.predictor.checkpoint.config
+        self.predictor.checkpoint.config = cfg.model_copy(update={"train": cfg.train.model_copy(
+            update={"eval_batch_size": batch_size})})
+        self.output, self.units, self.fmt = Path(output), units, out_format
+        self.theta, self.all_scores = theta, all_scores
+        self.brat = brat or BratOptions()
+        self.schema = prediction_schema(self.predictor.labels, all_scores)
+        self.node = _node_address()
+        torch.set_grad_enabled(False)
+
+    def __call__(self, batch: Mapping[str, Any]) -> pa.Table:
+        rows: list[tuple[str, str]] = []
+        for index, split, corpus, path, start, stop in rows_of(
+                batch, ("index", "split", "corpus", "path", "start", "stop")):
+            unit = Unit(split, corpus, path, int(start), None if stop is None else int(stop))
+            rows += self.score_unit(int(index), unit)
+        return pa.Table.from_arrays([pa.array([k for k, _ in rows], pa.string()),
+                                     pa.array([p for _, p in rows], pa.string())],
+                                    schema=ACCOUNT_SCHEMA)
+
+    def score_unit(self, index: int, unit: Unit) -> list[tuple[str, str]]:
+        """Score one unit and write its part file; return its accounting and reject rows."""
+        began = time.time()
+        result = read_unit(unit, self.brat)
+        scored = self.predictor.score(result.sentences, self.theta, self.all_scores)
+        pairs = scored.table.cast(self.schema)
+        name = None
+        if pairs.num_rows:
+            name = part_name(index, self.units, self.fmt)
+            write_part(pairs, self.output / name, self.fmt)
+        sentence_rejects = [] if unit.corpus == "brat" else result.rejects
+        counts: Counter[str] = Counter(
+            units=1,
+            sentences_read=len(result.sentences) + len(sentence_rejects),
+            sentences_predicted=len(result.sentences),
+            sentences_rejected=len(sentence_rejects),
+            documents_rejected=sum(r.field == "file" for r in result.rejects)
+            if unit.corpus == "brat" else 0,
+            annotations_rejected=sum(r.field != "file" for r in result.rejects)
+            if unit.corpus == "brat" else 0,
+            pairs_scored=pairs.num_rows,
+            pairs_filtered=scored.pairs_filtered,
+            filtered_positives=scored.filtered_positives,
+            gold_relations=sum(len(s.relations) for s in result.sentences),
+        )
+        per_class = Counter(pairs.column("relation").to_pylist())
+        payload = {"counts": dict(counts), "relations": dict(per_class),
+                   "confusion": scored.confusion.tolist(), "file": name,
+                   "rows": pairs.num_rows, "node": self.node, "span": [began, time.time()]}
+        return [("counts", json.dumps(payload))] + [
+            ("reject", json.dumps(r.to_dict(), ensure_ascii=False)) for r in result.rejects]
+
+
+def _node_address() -> str:
+    """The Ray node this replica runs on (its IP), for the summary's per-node unit counts."""
+    import ray
+
+    return ray.util.get_node_ip_address() if ray.is_initialized() else "local"

@@ -1,0 +1,66 @@
+"""Batch prediction's pure parts: which files to read, and a replica that turns units of input
+into part files of scored pairs plus the counts that account for every sentence.
+
+No Ray here; ``relext_ray.predict`` hands ``UnitScorer`` to Ray Data's actor pool. A replica
+writes unit ``i``'s pairs to ``part-<i>`` itself (to a temporary name, then renamed), so pairs
+never pass through the driver and a retried unit replaces its file instead of adding a second
+one. What travels back is small: one accounting row per unit and one row per reject
+(``kind = "counts"`` / ``"reject"``, details as JSON in ``payload``); a unit's accounting comes
+from the attempt whose output was kept, so nothing is counted that was not written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+OUTPUT_FORMATS = ("parquet", "jsonl")
+ACCOUNT_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
+
+
+def pack_directory(directory: str | Path) -> bytes:
+    """A checkpoint as bytes: shipped to replicas on any node, no shared filesystem needed."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(str(directory), arcname=".")
+    return buf.getvalue()
+
+
+def unpack_directory(data: bytes) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="relext-model-"))
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(out, filter="data")
+    return out
+
+
+def part_name(index: int, units: int, fmt: str) -> str:
+    """``part-00042.parquet``: unit order is input order, and names sort that way."""
+    return f"part-{index:0{max(5, len(str(units - 1)))}d}.{fmt}"
+
+
+def write_part(table: pa.Table, path: Path, fmt: str) -> None:
+    """Write atomically: a killed attempt leaves only a temporary file, never half a part."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    if fmt == "parquet":
+        pq.write_table(table, tmp)
+    else:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist())
+    os.replace(tmp, path)
+
+
+def part_rows(path: Path, fmt: str) -> int:
+    if fmt == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+

@@ -1,0 +1,29 @@
+"""Every option the configs and commands offer, named once.
+
+The configs' ``Literal`` types and the commands' ``choices`` are built from these tuples; the
+implementations (corpus readers, encoders, loss variants) are looked up by these names, and a
+test checks that each name has one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+CORPORA = ("conll04", "brat", "jsonl")  # corpus readers (relext_ray.corpus)
+MODES = ("unordered", "ordered")  # instance extraction (relext_ray.instances.pairs)
+ENCODERS = ("cnn", "pcnn", "bigru")  # sentence encoders (relext_ray.model.encoders)
+LOSS_VARIANTS = ("ranking", "ce", "ce_ranking")  # classification losses (relext_ray.model.losses)
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")  # search-space value types
+SCHEDULERS = ("asha", "none")  # trial schedulers of the search
+ALGORITHMS = ("tpe", "random")  # Optuna samplers of the search
+# Batch prediction: input files by suffix, and the formats of its output.
+INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
+OUTPUT_FORMATS = ("parquet", "jsonl")
+
+Corpus = Literal[CORPORA]  # type: ignore[valid-type]
+Mode = Literal[MODES]  # type: ignore[valid-type]
+Encoder = Literal[ENCODERS]  # type: ignore[valid-type]
+LossVariant = Literal[LOSS_VARIANTS]  # type: ignore[valid-type]
+DistributionType = Literal[DISTRIBUTIONS]  # type: ignore[valid-type]
+SchedulerType = Literal[SCHEDULERS]  # type: ignore[valid-type]
+Algorithm = Literal[ALGORITHMS]  # type: ignore[valid-type]

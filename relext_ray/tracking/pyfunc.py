@@ -1,0 +1,25 @@
+"""The MLflow pyfunc wrapper: ``mlflow.pyfunc.load_model("runs:/<id>/model")`` → a model that
+takes canonical records and returns one row per scored entity pair."""
+
+import mlflow.pyfunc
+import pandas as pd
+
+from relext_ray.corpus.records import sentence_from_dict
+
+
+class RelationExtractor(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from relext_ray.prediction.predictor import Predictor
+
+        self.checkpoint_dir = context.artifacts["checkpoint"]
+        self.predictor = Predictor.load(self.checkpoint_dir)
+
+    def predict(self, context, model_input: pd.DataFrame,
+                params: dict[str, float] | None = None) -> pd.DataFrame:
+        """``model_input``: a DataFrame (or list of dicts) of canonical records with ``tokens``
+        and ``entities`` (``id`` optional); ``params``: optional ``theta``."""
+        records = model_input.to_dict("records") if isinstance(model_input, pd.DataFrame) \
+            else list(model_input)
+        sentences = [sentence_from_dict(r, f"row:{i}") for i, r in enumerate(records)]
+        theta = (params or {}).get("theta")
+        return self.predictor.score(sentences, theta=theta).table.to_pandas()

@@ -1,0 +1,60 @@
+"""The checkpoint format: everything prediction needs without the training data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from relext_ray.config import ExperimentConfig
+from relext_ray.data.prepared import PreparedData
+from relext_ray.errors import RelextError
+from relext_ray.instances.pairs import TypeFilter
+from relext_ray.instances.vocab import Vocabularies
+from relext_ray.model.relation import RelationModel, build_model
+
+
+def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig,
+                    data: PreparedData, calibrated_theta: float | None) -> Path:
+    """Everything ``predict`` needs without the training data: weights, config, vocabularies,
+    type filter, labels and thresholds."""
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / "model.pt")
+    (directory / "config.yaml").write_text(
+        yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False), encoding="utf-8")
+    if (directory / "vocab").exists():
+        shutil.rmtree(directory / "vocab")
+    shutil.copytree(data.path / "vocab", directory / "vocab")
+    shutil.copy2(data.path / "type_filter.json", directory / "type_filter.json")
+    meta = {"labels": data.labels, "max_distance": data.max_distance, "mode": cfg.data.mode,
+            "theta": cfg.loss.theta, "calibrated_theta": calibrated_theta,
+            "loss_variant": cfg.loss.variant}
+    (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+@dataclass
+class Checkpoint:
+    model: RelationModel
+    config: ExperimentConfig
+    vocabs: Vocabularies
+    type_filter: TypeFilter
+    meta: dict[str, Any]
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    d = Path(directory)
+    if not (d / "model.pt").exists():
+        raise RelextError(f"not a relext_ray checkpoint (no model.pt): {d}")
+    cfg = ExperimentConfig.model_validate(yaml.safe_load((d / "config.yaml").read_text("utf-8")))
+    meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    vocabs = Vocabularies.load(d / "vocab")
+    model = build_model(cfg.model, vocabs, len(meta["labels"]), meta["max_distance"])
+    model.load_state_dict(torch.load(d / "model.pt", map_location=device, weights_only=True))
+    model.to(device).eval()
+    return Checkpoint(model, cfg, vocabs, TypeFilter.load(d / "type_filter.json"), meta)

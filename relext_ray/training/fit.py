@@ -1,0 +1,170 @@
+"""The fit loop: train with early stopping on dev F1, keep the best weights; resumable exactly."""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from relext_ray.config import ExperimentConfig
+from relext_ray.data.arrays import SplitArrays
+from relext_ray.data.batching import iterate
+from relext_ray.data.prepared import PreparedData
+from relext_ray.errors import RelextError
+from relext_ray.model.losses import Objective
+from relext_ray.model.relation import RelationModel, build_model
+from relext_ray.training.evaluate import decision_matrix, scores_at
+from relext_ray.training.metrics import Scores
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class FitResult:
+    model: RelationModel
+    best_epoch: int
+    dev: Scores
+    history: list[dict[str, float]]
+    seconds_per_epoch: float
+
+
+@dataclass
+class FitState:
+    """Everything needed to continue a fit after the process died: the weights and optimizer
+    after ``epoch``, the best weights so far, and the random generators' states."""
+
+    epoch: int
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    best_f1: float
+    best_epoch: int
+    best_model: dict[str, Any] | None
+    best_dev: Scores | None
+    history: list[dict[str, float]]
+    epoch_seconds: list[float]
+    numpy_rng: dict[str, Any]
+    torch_rng: torch.Tensor
+
+    def save(self, path: Path) -> None:
+        torch.save(self.__dict__, path)
+
+    @classmethod
+    def load(cls, path: Path) -> FitState:
+        # Our own file, written by ``save``: it holds Python objects besides tensors.
+        return cls(**torch.load(path, map_location="cpu", weights_only=False))
+
+
+StateCallback = Callable[[dict[str, float], FitState], None]
+
+
+def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: SplitArrays,
+        device: torch.device, callback: EpochCallback | None = None,
+        dev_missed: int = 0, resume: FitState | None = None,
+        on_state: StateCallback | None = None) -> FitResult:
+    """Train with early stopping on dev F1 (at the configured theta); keep the best weights.
+
+    Args:
+        cfg: The run's config (model, loss, training).
+        data: The prepared corpus (vocabularies, labels, position clip).
+        train: The training instances (after any subsetting).
+        dev: The instances that select the epoch.
+        device: Where to train.
+        callback: Called with each epoch's number and metrics.
+        dev_missed: Dev positives the type filter removed (false negatives of any model).
+        resume: A state from ``on_state``: continue exactly as if the run had never stopped.
+        on_state: Called after each epoch with its metrics and a resumable ``FitState``.
+
+    Returns:
+        The model with its best weights, the best epoch and its dev scores, the per-epoch
+        history and the mean seconds per epoch.
+    """
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg.model, data.vocabs, len(data.labels), data.max_distance).to(device)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.train.lr,
+                                    alpha=cfg.train.rmsprop_alpha)
+    rng = np.random.default_rng(cfg.train.seed)
+    objective = Objective.from_config(cfg.loss)
+    best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, None
+    history: list[dict[str, float]] = []
+    epoch_seconds: list[float] = []
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        rng.bit_generator.state = resume.numpy_rng
+        torch.set_rng_state(resume.torch_rng)
+        best_f1, best_epoch = resume.best_f1, resume.best_epoch
+        best_state, best_dev = resume.best_model, resume.best_dev
+        history, epoch_seconds = list(resume.history), list(resume.epoch_seconds)
+        first = resume.epoch + 1
+        if resume.epoch - best_epoch >= cfg.train.patience:
+            first = cfg.train.epochs + 1  # it had stopped early
+    for epoch in range(first, cfg.train.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        sums = {"loss": 0.0, "loss_class": 0.0, "loss_id": 0.0}
+        n = 0
+        for _, batch in iterate(train, cfg.train.batch_size, data.max_distance, rng):
+            b = batch.to(device)
+            o = model(b)
+            parts = objective(o, b.labels)
+            loss, l_class, l_id = parts.total, parts.classification, parts.identification
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            k = len(b.labels)
+            n += k
+            sums["loss"] += loss.item() * k
+            sums["loss_class"] += l_class.item() * k
+            sums["loss_id"] += (l_id.item() if l_id is not None else 0.0) * k
+        epoch_seconds.append(time.perf_counter() - t0)
+        matrix = decision_matrix(model, cfg, dev, data.max_distance, device)
+        dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
+        if dev_scores.f1 > best_f1:
+            best_f1, best_epoch, best_dev = dev_scores.f1, epoch, dev_scores
+            best_state = copy.deepcopy(model.state_dict())
+        metrics = {k: v / max(n, 1) for k, v in sums.items()}
+        metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
+        metrics.update(epoch=epoch, best_dev_f1=best_f1, best_epoch=best_epoch,
+                       epoch_seconds=epoch_seconds[-1])
+        history.append(metrics)
+        if callback is not None:
+            callback(epoch, metrics)
+        if on_state is not None:
+            on_state(metrics, FitState(epoch, model.state_dict(), optimizer.state_dict(), best_f1,
+                                       best_epoch, best_state, best_dev, history, epoch_seconds,
+                                       rng.bit_generator.state, torch.get_rng_state()))
+        if epoch - best_epoch >= cfg.train.patience:
+            break
+    if best_state is None or best_dev is None:
+        raise RelextError("training ran no epoch: train.epochs must be at least 1")
+    model.load_state_dict(best_state)
+    return FitResult(model, best_epoch, best_dev, history,
+                     float(np.mean(epoch_seconds)) if epoch_seconds else 0.0)
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def stop_reason(last: Mapping[str, Any], epochs: int, patience: int) -> str:
+    """Why a trial ended, from its last result: ``completed`` (all epochs), ``early_stopping``
+    (no dev improvement for ``patience`` epochs) or ``stopped_by_scheduler`` (ASHA)."""
+    epoch = int(last.get("epoch", 0))
+    best_epoch = int(last.get("best_epoch", epoch))
+    if epoch >= epochs:
+        return "completed"
+    if epoch - best_epoch >= patience:
+        return "early_stopping"
+    return "stopped_by_scheduler"

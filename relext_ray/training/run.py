@@ -1,0 +1,120 @@
+"""One training run: the function behind the CLI, cross-validation and every Ray Tune trial.
+
+``python -m relext_ray.train --config tune_configs/conll04.yaml [--set key=value ...]``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from relext_ray.config import ExperimentConfig
+from relext_ray.data.prepared import PreparedData, capped, ensure_prepared, training_subset
+from relext_ray.data.subsample import counts
+from relext_ray.errors import RelextError
+from relext_ray.training.checkpoint import save_checkpoint
+from relext_ray.training.device import configure_threads, resolve_device
+from relext_ray.training.evaluate import decision_matrix, scores_at
+from relext_ray.training.fit import EpochCallback, FitResult, FitState, StateCallback, fit
+from relext_ray.training.metrics import Scores, best_threshold
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    epochs_run: int
+    seconds_per_epoch: float
+    theta: float
+    dev: Scores
+    test: Scores | None
+    calibrated_theta: float | None = None
+    dev_calibrated: Scores | None = None
+    test_calibrated: Scores | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+    test_matrix: np.ndarray | None = field(default=None, repr=False)
+    train_counts: dict[str, float] = field(default_factory=dict)  # also the test counts
+
+    def metrics(self) -> dict[str, float]:
+        """Flat final metrics, as logged to MLflow and printed."""
+        out: dict[str, float] = {"best_epoch": self.best_epoch,
+                                 "seconds_per_epoch": self.seconds_per_epoch}
+        for attr, name in (("dev", "best_dev"), ("test", "test"),
+                           ("dev_calibrated", "dev_calibrated"),
+                           ("test_calibrated", "test_calibrated")):
+            s = getattr(self, attr)
+            if s is not None:
+                out.update({f"{name}_{k}": v for k, v in s.summary().items()})
+        if self.calibrated_theta is not None:
+            out["calibrated_theta"] = self.calibrated_theta
+        out.update(self.train_counts)
+        return out
+
+
+def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
+        save: bool = True, resume: FitState | None = None,
+        on_state: StateCallback | None = None) -> TrainResult:
+    """Prepare if needed, train on train, select on dev, score test; save a checkpoint."""
+    return run_with_data(cfg, callback, save, resume, on_state)[0]
+
+
+def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
+                  save: bool = True, resume: FitState | None = None,
+                  on_state: StateCallback | None = None) -> tuple[TrainResult, PreparedData]:
+    """``run``, and the prepared data it used (tracking logs its statistics)."""
+    data = PreparedData.load(ensure_prepared(cfg))
+    for split in ("train", "dev"):
+        if split not in data.splits:
+            raise RelextError(f"{data.path} has no {split} split")
+    device = resolve_device(cfg.train.device)
+    configure_threads(cfg.train.num_threads)
+    t = cfg.train
+    data.splits = {name: capped(a, t.max_length) for name, a in data.splits.items()}
+    train = training_subset(data.splits["train"], t)
+    fitted = fit(cfg, data, train, data.splits["dev"], device, callback,
+                 data.missed_positives("dev"), resume, on_state)
+    result = evaluate_fitted(cfg, data, fitted, device, save)
+    result.train_counts = counts(train.labels)
+    if "test" in data.splits:
+        result.train_counts.update(counts(data.splits["test"].labels, "test"))
+    return result, data
+
+
+def format_result(r: TrainResult) -> str:
+    lines = [f"best epoch {r.best_epoch} of {r.epochs_run}, {r.seconds_per_epoch:.2f} s/epoch"]
+    rows = [("dev", r.theta, r.dev), ("test", r.theta, r.test),
+            ("dev (calibrated)", r.calibrated_theta, r.dev_calibrated),
+            ("test (calibrated)", r.calibrated_theta, r.test_calibrated)]
+    lines.append(f"{'':18} {'theta':>7} {'P':>6} {'R':>6} {'F1':>6}")
+    for name, theta, s in rows:
+        if s is not None and theta is not None:
+            lines.append(f"{name:18} {theta:7.3f} {100 * s.precision:6.2f} {100 * s.recall:6.2f} "
+                         f"{100 * s.f1:6.2f}")
+    return "\n".join(lines)
+
+
+def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult,
+                    device: torch.device, save: bool) -> TrainResult:
+    dev = data.splits["dev"]
+    labels = data.labels
+    result = TrainResult(fitted.best_epoch, len(fitted.history), fitted.seconds_per_epoch,
+                         cfg.loss.theta, fitted.dev, None, history=fitted.history)
+    dev_matrix = decision_matrix(fitted.model, cfg, dev, data.max_distance, device)
+    if cfg.train.calibrate_theta:
+        result.calibrated_theta, result.dev_calibrated = best_threshold(
+            dev.labels, dev_matrix, labels, data.missed_positives("dev"))
+    test = data.splits.get("test")
+    if test is not None:
+        m = decision_matrix(fitted.model, cfg, test, data.max_distance, device)
+        missed = data.missed_positives("test")
+        result.test = scores_at(m, test, cfg.loss.theta, labels, missed)
+        result.test_matrix = m
+        if result.calibrated_theta is not None:
+            result.test_calibrated = scores_at(m, test, result.calibrated_theta, labels, missed)
+    if save:
+        result.checkpoint = save_checkpoint(cfg.checkpoint_dir, fitted.model, cfg, data,
+                                            result.calibrated_theta)
+    return result
