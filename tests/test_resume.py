@@ -229,16 +229,23 @@ def test_a_searcher_saved_before_the_trials_is_aligned_with_them(tmp_path):
 
 
 def test_folders_and_markers_of_lost_trials_are_deleted(tmp_path):
+    """In the search folder and in the driver's staging folder (Tune copies it to storage)."""
+    from types import SimpleNamespace
+
     from relext_ray.search.resume import FINISHED, drop_lost_trials, write_marker
 
-    for name in ("trial_a_1", "trial_b_2"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "params.json").write_text("{}")
-    (tmp_path / "other").mkdir()  # not a trial folder: kept
+    search, staging = tmp_path / "search", tmp_path / "staging"
+    for base in (search, staging):
+        for name in ("trial_a_1", "trial_b_2"):
+            (base / name).mkdir(parents=True)
+            (base / name / "params.json").write_text("{}")
+        (base / "other").mkdir()  # not a trial folder: kept
     for tid in ("a", "b"):
-        write_marker(marker(tmp_path / FINISHED, tid), {"epoch": 1})
+        write_marker(marker(search / FINISHED, tid), {"epoch": 1})
     kept = _Trial("a", "TERMINATED", {})
-    kept.path = str(tmp_path / "trial_a_1")
-    assert drop_lost_trials(tmp_path, [kept]) == ["trial_b_2"]
-    assert sorted(d.name for d in tmp_path.iterdir()) == [FINISHED, "other", "trial_a_1"]
-    assert [f.stem for f in (tmp_path / FINISHED).glob("*.json")] == ["a"]
+    kept.path = str(search / "trial_a_1")
+    kept.storage = SimpleNamespace(experiment_driver_staging_path=str(staging))
+    assert drop_lost_trials(search, [kept]) == ["trial_b_2"]
+    assert sorted(d.name for d in search.iterdir()) == [FINISHED, "other", "trial_a_1"]
+    assert sorted(d.name for d in staging.iterdir()) == ["other", "trial_a_1"]
+    assert [f.stem for f in (search / FINISHED).glob("*.json")] == ["a"]

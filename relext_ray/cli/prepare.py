@@ -65,7 +65,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
 
 def run(args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
-    from relext_ray.data import prepare  # imports Ray: keep --help fast
+    from relext_ray.data.pipeline import prepare  # imports Ray: keep --help fast
     from relext_ray.data.statistics import format_stats
 
     stats = prepare(cfg)

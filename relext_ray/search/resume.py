@@ -271,20 +271,27 @@ def forget_unsaved_snapshots(trials: list[Any]) -> list[Path]:
     Returns:
         The deleted files.
     """
-    if not trials:
+    staging = _staging(trials)
+    if staging is None:
         return []
-    staging = Path(trials[0].storage.experiment_driver_staging_path)
     gone = [f for pattern in _SNAPSHOT_FILES for f in staging.glob(pattern)]
     for f in gone:
         f.unlink(missing_ok=True)
     return gone
 
 
+def _staging(trials: list[Any]) -> Path | None:
+    """The driver's local staging folder of the job (where Tune writes before copying)."""
+    return Path(trials[0].storage.experiment_driver_staging_path) if trials else None
+
+
 def drop_lost_trials(exp_dir: Path, trials: list[Any]) -> list[str]:
     """Delete the folders (and finish markers) of trials that Tune's saved state does not hold.
 
     Such a trial started after the last snapshot that reached storage; the resumed search runs
-    another trial in its place, so its checkpoints are never read again.
+    another trial in its place, so its checkpoints are never read again. Its folder goes from
+    the search folder and from the driver's staging folder, which Tune copies to storage again
+    (a restore on the same Ray session stages into the dead driver's folder).
 
     Args:
         exp_dir: The search folder.
@@ -295,14 +302,17 @@ def drop_lost_trials(exp_dir: Path, trials: list[Any]) -> list[str]:
     """
     names = {Path(t.path).name for t in trials}
     ids = {t.trial_id for t in trials}
-    lost = [d for d in exp_dir.iterdir()
-            if d.is_dir() and (d / "params.json").exists() and d.name not in names]
+    lost: list[Path] = []
+    for base in (exp_dir, _staging(trials)):
+        if base is not None and base.is_dir():
+            lost += [d for d in base.iterdir() if d.is_dir() and d.name not in names and
+                     ((d / "params.json").exists() or (d / "result.json").exists())]
     for d in lost:
         shutil.rmtree(d, ignore_errors=True)
     for f in (exp_dir / FINISHED).glob("*.json"):
         if f.stem not in ids:
             f.unlink(missing_ok=True)
-    return [d.name for d in lost]
+    return sorted({d.name for d in lost})
 
 
 def before_restore(folder: Path, runs: Any, searcher: StudySearch | None = None,
