@@ -24,7 +24,7 @@ def test_prepare_as_a_ray_job(tmp_path):
     out = tmp_path / "jobout"
     res = subprocess.run(
         [ray_cli, "job", "submit", "--address", dashboard, "--working-dir", str(ROOT), "--",
-         "python", "jobs/prepare.py", "--corpus", "jsonl", "--data-dir", "relext_ray/sample_data",
+         "python", "jobs/prepare.py", "--corpus", "jsonl", "--data-dir", "relext_ray/corpus/sample_data",
          "--out", str(out), "--mode", "ordered"],
         capture_output=True, text=True, timeout=300,
     )
