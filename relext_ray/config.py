@@ -144,6 +144,8 @@ class TrackingConfig(BaseModel):
     enabled: bool = True
     experiment: str | None = Field(None, description="default: relext-<name>")
     register_as: str | None = Field(None, description="register the model under this name")
+    alias: str | None = Field(None, description=(
+        "move this registry alias to the new version (the search sets 'champion')"))
 
 
 class ExperimentConfig(BaseModel):

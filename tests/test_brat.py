@@ -128,3 +128,16 @@ def test_real_document(chinese_literature_dir):
     for s in res.sentences:
         assert all(0 <= e.start < e.end <= len(s.tokens) for e in s.entities)
         assert not any(t.isspace() for t in s.tokens)
+
+
+def test_annotations_with_a_byte_order_mark_and_crlf(tmp_path):
+    text = "张三住在北京。"
+    ann = "\r\n".join(["T1\tPerson-Name 0 2\t张三", "T2\tLocation-Name 4 6\t北京",
+                       "R1\tLocated Arg1:T1 Arg2:T2\t", ""])
+    path = _write(tmp_path, text, ann)
+    path.with_suffix(".ann").write_bytes(b"\xef\xbb\xbf" + ann.encode())
+    res = read_brat(path, NO_WRAP)
+    assert res.rejects == []
+    (s,) = res.sentences
+    assert s.entities == (Entity(0, 2, "Person-Name"), Entity(4, 6, "Location-Name"))
+    assert s.relations == (Relation(0, 1, "Located"),)

@@ -94,3 +94,13 @@ def test_real_conll04(conll04_dir, split, sentences, entities, relations):
     assert sum(len(s.relations) for s in res.sentences) == relations
     types = {e.type for s in res.sentences for e in s.entities}
     assert types == {"Loc", "Org", "Peop", "Other"}
+
+
+def test_a_byte_order_mark_and_crlf_are_accepted(tmp_path):
+    record = {"tokens": ["Anna", "works"], "entities": [{"type": "Peop", "start": 0, "end": 1}],
+              "relations": []}
+    path = tmp_path / "bom_train.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps([record, record], indent=1)
+                     .replace("\n", "\r\n").encode())
+    res = read_conll04(path)
+    assert res.rejects == [] and len(res.sentences) == 2

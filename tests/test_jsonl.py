@@ -39,3 +39,16 @@ def test_shipped_sample_is_what_the_generator_writes(tmp_path):
         shipped = read_jsonl(SAMPLE_DIR / f"sample_{split}.jsonl")
         assert shipped.rejects == []
         assert shipped.sentences == sentences
+
+
+def test_a_byte_order_mark_crlf_and_blank_lines_are_accepted(tmp_path):
+    records = [{"id": f"s{i}", "tokens": ["x", "y"],
+                "entities": [{"start": 0, "end": 1, "type": "T"}]} for i in range(3)]
+    body = "\r\n".join(json.dumps(r) for r in records[:2]) + "\r\n\r\n  \n" + \
+        json.dumps(records[2]) + "\r\n"
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    res = read_jsonl(path)
+    assert res.rejects == []
+    assert [s.id for s in res.sentences] == ["s0", "s1", "s2"]
+    assert res.counts["blank_lines"] == 2 and res.counts["records_read"] == 3

@@ -120,14 +120,14 @@ def test_bad_records_are_rejected_with_file_line_and_reason(sample_model, tmp_pa
     from relext_ray.tracking.runs import predict_tracked as predict
 
     good = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:3]
-    lines = [json.dumps(good[0].to_dict()).encode(),
+    lines = [b"\xef\xbb\xbf" + json.dumps(good[0].to_dict()).encode(),  # 1: after a BOM
              b'{"tokens": ["a", "b"], "entities": [',                      # 2: broken JSON
              b'\xff\xfe not utf-8',                                         # 3: not UTF-8
              json.dumps({"entities": []}).encode(),                        # 4: no tokens
              json.dumps({"tokens": ["a"], "entities": [
                  {"start": 0, "end": 5, "type": "Peop"}]}).encode(),       # 5: span past end
              b"",                                                           # blank: no record
-             json.dumps(good[1].to_dict()).encode(),
+             json.dumps(good[1].to_dict()).encode() + b"\r",                # CRLF line end
              json.dumps(good[2].to_dict()).encode()]
     crafted = tmp_path / "in" / "crafted.jsonl"
     crafted.parent.mkdir()
@@ -135,7 +135,7 @@ def test_bad_records_are_rejected_with_file_line_and_reason(sample_model, tmp_pa
     summary = predict(str(tmp_path / "in"), str(sample_model), tmp_path / "out", chunk_size=3,
                       progress=False, track=False)
     assert (summary["sentences_read"], summary["sentences_predicted"],
-            summary["sentences_rejected"]) == (7, 3, 4)
+            summary["sentences_rejected"], summary["blank_lines"]) == (7, 3, 4, 1)
     rejects = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     assert sorted(r["line"] for r in rejects) == [2, 3, 4, 5]
     assert all(r["file"] == str(crafted.resolve()) for r in rejects)
@@ -280,3 +280,27 @@ def test_a_killed_replica_loses_and_duplicates_nothing(conll04_model, tmp_path):
     assert summary["sentences_read"] == summary["sentences_predicted"] == len(sentences)
     assert summary["pairs_scored"] == len(rows)
     assert summary["units"] == int(np.ceil(len(sentences) / 100))
+
+
+def test_without_a_model_one_line_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from relext_ray.cli.predict import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--input", str(SAMPLE_DIR / "sample_test.jsonl")]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert len(err) == 1 and "@champion" in err[0] and "--model" in err[0], err
+    assert not (tmp_path / "predictions").exists()
+
+
+def test_the_default_output_is_a_new_folder_named_after_the_input(tmp_path):
+    from relext_ray.prediction.inputs import default_output
+
+    root = tmp_path / "predictions"
+    assert default_output("data/corpus/", root) == root / "corpus"
+    assert default_output("data/test.jsonl", root) == root / "test"
+    (root / "test").mkdir(parents=True)
+    assert default_output("data/test.jsonl", root) == root / "test"  # empty: reused
+    (root / "test" / "summary.json").write_text("{}")
+    assert default_output("data/test.jsonl", root) == root / "test-2"
+    assert default_output("data/*.jsonl", root) == root / "_"

@@ -124,6 +124,8 @@ def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server, monkeypatch):
         assert {m["key"] for m in r["data"]["metrics"]} >= {"dev_f1", "best_dev_f1", "loss"}
     versions = _get(mlflow_server, "registered-models/get", name="relext-smoke-test")
     assert versions["registered_model"]["latest_versions"]
+    aliases = {a["alias"]: a["version"] for a in versions["registered_model"].get("aliases", [])}
+    assert aliases.get("champion") == "1", versions
 
     import mlflow
 
@@ -134,6 +136,16 @@ def test_smoke_search_as_a_ray_job(tmp_path, mlflow_server, monkeypatch):
     summary = predict(str(SAMPLE_DIR / "sample_test.jsonl"), "models:/relext-smoke-test/1",
                       tmp_path / "predictions", progress=False, track=False)
     assert summary["pairs_scored"] > 0 and summary["metrics"]["f1"] > 0
+
+    # The usage line as written: no model, no output named.
+    from relext_ray.cli.predict import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--input", str(SAMPLE_DIR / "sample_test.jsonl"), "--no-progress",
+                 "--no-tracking"]) == 0
+    used = json.loads((tmp_path / "predictions" / "sample_test" / "summary.json").read_text())
+    assert used["model"].endswith("@champion") and used["pairs_scored"] > 0
+
     model = mlflow.pyfunc.load_model("models:/relext-smoke-test/1")
     sentences = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:8]
     out = model.predict([s.to_dict() for s in sentences])

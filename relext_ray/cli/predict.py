@@ -17,6 +17,7 @@ from relext_ray.tracking.runs import predict_tracked
 
 def format_summary(s: dict[str, Any]) -> str:
     lines = [
+        f"model: {s['model']}",
         f"sentences read {s['sentences_read']:,} = predicted {s['sentences_predicted']:,} + "
         f"rejected {s['sentences_rejected']:,}",
         f"pairs scored {s['pairs_scored']:,}, removed by the type filter {s['pairs_filtered']:,}",
@@ -47,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m relext_ray.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="file, directory or glob of input records")
-    p.add_argument("--model", required=True,
-                   help="checkpoint directory, runs:/<run_id>/model or models:/<name>/<version>")
-    p.add_argument("--output", required=True, type=Path, help="directory for the predictions")
+    p.add_argument("--model", default=None,
+                   help="checkpoint directory, runs:/<run_id>/model, models:/<name>/<version> or "
+                        "models:/<name>@<alias> (default: the registered model with the alias "
+                        "@champion that a search set last)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="directory for the predictions (default: a new folder under "
+                        "predictions/ named after the input)")
     p.add_argument("--format", choices=sorted(set(INPUT_SUFFIXES.values())), default=None,
                    help="input format (default: from each file's suffix)")
     p.add_argument("--output-format", choices=OUTPUT_FORMATS, default=OUTPUT_FORMATS[0])

@@ -123,7 +123,8 @@ def read_brat(txt_path: str | Path, opts: BratOptions = DEFAULT_OPTIONS) -> Read
     result.count("documents")
     try:
         text = txt_path.read_text(encoding="utf-8")
-        ann_lines = ann_path.read_text(encoding="utf-8").split("\n")
+        # A byte-order mark and CRLF line ends are accepted in the annotations.
+        ann_lines = ann_path.read_text(encoding="utf-8-sig").replace("\r\n", "\n").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         result.count("records_read")
         result.rejects.append(Reject(str(txt_path), 0, f"cannot read document: {exc}", field="file"))

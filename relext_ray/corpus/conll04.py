@@ -80,7 +80,8 @@ def record_to_sentence(obj: Any, sid: str) -> Sentence:
 def _load_array(path: str, mtime_ns: int) -> list[Any] | str:
     """The file's records, or the parse error as text. Cached: each chunk of a file re-reads it."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark is accepted (JSON allows CRLF as whitespace anyway)
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as exc:
         return f"not UTF-8 text: {exc}"
     except json.JSONDecodeError as exc:

@@ -11,16 +11,21 @@ from relext_ray.errors import RecordError
 
 
 def read_jsonl(path: str | Path, start: int = 0, stop: int | None = None) -> ReadResult:
-    """Read lines ``[start, stop)`` (0-based) of a JSONL file; blank lines are not records."""
+    """Read lines ``[start, stop)`` (0-based) of a JSONL file.
+
+    Blank lines are not records (counted as ``blank_lines``); a UTF-8 byte-order mark before the
+    first line and CRLF line ends are accepted.
+    """
     result = ReadResult()
     stem = Path(path).stem
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(itertools.islice(fh, start, stop), start=start + 1):
             if not raw.strip():
+                result.count("blank_lines")
                 continue
             result.count("records_read")
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 result.rejects.append(Reject(str(path), lineno, f"not UTF-8 text: {exc}"))
                 continue

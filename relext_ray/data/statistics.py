@@ -22,6 +22,7 @@ STAT_KEYS = (
     "filtered_out_positives",
     "label_conflicts",
     "unknown_labels",
+    "blank_lines",
     "documents",
     "discontinuous_spans",
     "cross_sentence_entities",

@@ -14,7 +14,7 @@ from relext_ray.prediction.parts import part_rows
 COUNT_KEYS = (
     "sentences_read", "sentences_predicted", "sentences_rejected", "documents_rejected",
     "annotations_rejected", "pairs_scored", "pairs_filtered", "filtered_positives",
-    "gold_relations", "units",
+    "gold_relations", "units", "blank_lines",
 )
 
 

@@ -37,6 +37,18 @@ def input_files(spec: str | Path, fmt: str | None = None) -> list[tuple[Path, st
     return files
 
 
+def default_output(spec: str | Path, root: Path = Path("predictions")) -> Path:
+    """A new folder under ``root`` named after the input (``corpus/`` → ``predictions/corpus``;
+    ``-2``, ``-3``, ... when that name holds files already)."""
+    name = Path(str(spec).rstrip("/")).name or "input"
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).stem) or "input"
+    candidate, n = root / name, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = root / f"{name}-{n}"
+    return candidate
+
+
 def plan_input(spec: str | Path, fmt: str | None = None, chunk_size: int = 1000) -> list[Unit]:
     """Units of at most ``chunk_size`` records (one per brat document) over the input files."""
     if chunk_size < 1:

@@ -208,6 +208,7 @@ class UnitScorer:
             pairs_filtered=scored.pairs_filtered,
             filtered_positives=scored.filtered_positives,
             gold_relations=sum(len(s.relations) for s in result.sentences),
+            blank_lines=result.counts.get("blank_lines", 0),
         )
         per_class = Counter(pairs.column("relation").to_pylist())
         payload = {"counts": dict(counts), "relations": dict(per_class),

@@ -22,6 +22,7 @@ import numpy as np
 from relext_ray.config import ExperimentConfig, flatten
 from relext_ray.errors import RelextError
 from relext_ray.model.decision import top_class
+from relext_ray.prediction.inputs import default_output
 from relext_ray.prediction.job import predict
 from relext_ray.training.cv import CVResult, cross_validate
 from relext_ray.training.fit import EpochCallback
@@ -141,8 +142,16 @@ def log_scores(name: str, s: Scores, labels: list[str], directory: Path) -> None
     mlflow.log_metrics({f"{name}_error_{k}": v for k, v in s.error_breakdown.items()})
 
 
-def log_model(checkpoint: Path, register_as: str | None = None) -> str:
-    """Log the checkpoint as a pyfunc model (``runs:/<id>/model``); register it if asked."""
+CHAMPION = "champion"  # the alias a search moves to its best model; predict's default model
+
+
+def log_model(checkpoint: Path, register_as: str | None = None, alias: str | None = None) -> str:
+    """Log the checkpoint as a pyfunc model; register it and move ``alias`` to it if asked.
+
+    Returns:
+        The model's URI: ``models:/<name>@<alias>``, ``models:/<name>/<version>`` for a model
+        registered without an alias, else the logged model's own URI.
+    """
     from relext_ray.tracking.pyfunc import RelationExtractor
 
     info = mlflow.pyfunc.log_model(
@@ -150,7 +159,34 @@ def log_model(checkpoint: Path, register_as: str | None = None) -> str:
         artifacts={"checkpoint": str(checkpoint)},
         registered_model_name=register_as,
     )
-    return info.model_uri
+    if register_as is None or info.registered_model_version is None:
+        return info.model_uri
+    if alias is None:
+        return f"models:/{register_as}/{info.registered_model_version}"
+    mlflow.MlflowClient().set_registered_model_alias(register_as, alias,
+                                                     str(info.registered_model_version))
+    return f"models:/{register_as}@{alias}"
+
+
+def champion() -> str:
+    """The model ``predict`` uses when none is named: of the registered models that carry the
+    champion alias, the one updated last (``models:/<name>@champion``)."""
+    client = mlflow.MlflowClient(tracking_uri())
+    found, token = [], None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        found += [m for m in page if CHAMPION in (m.aliases or {})]
+        token = page.token
+        if not token:
+            break
+    if not found:
+        raise RelextError(
+            f"no model named and none registered with the alias @{CHAMPION} in {tracking_uri()}: "
+            "run `make demo` or a search (relext-tune --config ...), which registers its best "
+            "model as models:/<name>@champion, or pass --model (a checkpoint directory, runs:/ "
+            "or models:/ URI)")
+    best = max(found, key=lambda m: m.last_updated_timestamp or 0)
+    return f"models:/{best.name}@{CHAMPION}"
 
 
 def log_result(cfg: ExperimentConfig, result: Any, data: Any,
@@ -173,7 +209,7 @@ def log_result(cfg: ExperimentConfig, result: Any, data: Any,
         mlflow.log_artifacts(str(d))
     if result.checkpoint is None:
         return None
-    return log_model(result.checkpoint, cfg.tracking.register_as)
+    return log_model(result.checkpoint, cfg.tracking.register_as, cfg.tracking.alias)
 
 
 def parent_run(existing: str | None, experiment: str, run_name: str,
@@ -295,10 +331,15 @@ def log_prediction(summary: dict[str, Any], out: Path, experiment: str) -> str:
         return run.info.run_id
 
 
-def predict_tracked(input_spec: str, model: str, output: str | Path, *, track: bool = True,
-                    experiment: str = "relext-predict", **options: Any) -> dict[str, Any]:
-    """Batch prediction with a model named by path, ``runs:/`` or ``models:/`` URI, logged as
-    an MLflow run (``track``); ``options`` are those of ``prediction.job.predict``."""
+def predict_tracked(input_spec: str, model: str | None, output: str | Path | None, *,
+                    track: bool = True, experiment: str = "relext-predict",
+                    **options: Any) -> dict[str, Any]:
+    """Batch prediction with a model named by path, ``runs:/`` or ``models:/`` URI (default:
+    the champion, ``champion()``), logged as an MLflow run (``track``); the output defaults to
+    a new folder under ``predictions/`` named after the input. ``options`` are those of
+    ``prediction.job.predict``."""
+    model = model or champion()
+    output = output or default_output(input_spec)
     summary = predict(input_spec, resolve_model(model), output, model_name=str(model), **options)
     if track:
         summary["mlflow_run_id"] = log_prediction(summary, Path(summary["output"]), experiment)
