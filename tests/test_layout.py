@@ -142,3 +142,34 @@ def test_every_registered_name_has_its_implementation():
     scores, other, labels = torch.zeros(2, 3), torch.zeros(2), torch.tensor([0, 2])
     for variant in LOSS_VARIANTS:
         assert classification_loss(variant, scores, other, labels, 2.5, 0.5, 2.0).dim() == 0
+
+
+def test_the_repository_paths_the_package_names_exist():
+    from relext_ray.cli import demo, reproduce
+    from relext_ray.reproduce import study
+
+    assert demo.CONFIG.is_file()
+    assert (study.CONFIGS / "conll04.yaml").is_file()
+    assert (reproduce.ROOT / "docs").is_dir()
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "False"),  # a local instance: loopback only
+    ({"RAY_ADDRESS": "10.0.0.1:6379"}, "True"),  # joining a cluster: Ray's own default
+    ({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}, "True"),  # the user's setting wins
+])
+def test_a_local_ray_instance_stays_on_loopback(env, expected):
+    """Ray reads the setting when first imported: the package sets it before any import of Ray
+    (checked in a fresh interpreter; nothing connects anywhere)."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    code = ("import relext_ray.cli.predict, ray._private.ray_constants as c; "
+            "print(c.ENABLE_RAY_CLUSTER)")
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == expected

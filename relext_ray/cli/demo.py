@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from relext_ray.config import load_experiment
 from relext_ray.corpus.sample import SAMPLE_DIR
 from relext_ray.errors import cli_exit
 
-CONFIGS = Path(__file__).resolve().parents[1] / "tune_configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "tune_configs"
 CONFIG = CONFIGS / "demo.yaml"
 
 
@@ -83,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     args = p.parse_args(argv)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     return cli_exit(lambda: demo(args.out))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
     p.add_argument("--experiment", default="relext-predict", help="MLflow experiment")
     args = p.parse_args(argv)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     def body() -> None:
         summary = predict_tracked(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from relext_ray.cluster.connect import shutdown_ray
@@ -27,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite exclude each other")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     def body() -> None:
         from relext_ray.training.run import format_result
