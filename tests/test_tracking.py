@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 
@@ -33,6 +35,12 @@ def test_run_on_a_tracking_server(tmp_path, mlflow_server, monkeypatch):
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "stats.json", "test_confusion.png", "test_pr_curve.png",
             "test_per_class.md", "test_scores.json"} <= names
+
+    assert model_uri == "models:/relext-demo-test/1"
+    # A model from code: loading runs the stored pyfunc.py, and there is nothing to unpickle.
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    assert (local / "pyfunc.py").is_file() and not list(local.rglob("*.pkl"))
+    assert "mlflow.pyfunc.loaders.code_model" in (local / "MLmodel").read_text()
 
     sentences = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:5]
     records = [s.to_dict() for s in sentences]

@@ -147,3 +147,31 @@ def test_a_sentence_cap_applies_to_every_split_and_is_reported(tmp_path):
     # the test scores count only the kept positives (plus the type filter's misses)
     gold = int((data.splits["test"].labels[data.splits["test"].lengths <= cap] != 0).sum())
     assert capped.test.gold_positives == gold + data.missed_positives("test")
+
+
+class _Payload:
+    """Unpickling this would run code (here: only a marker file, if it ever happened)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_files_that_would_unpickle_code_are_refused(tmp_path, sample_model):
+    import shutil
+
+    from relext_ray.training.checkpoint import load_checkpoint
+    from relext_ray.training.fit import FitState
+
+    ran = tmp_path / "code-ran"
+    model_dir = tmp_path / "model"
+    shutil.copytree(sample_model, model_dir)
+    torch.save({"weights": _Payload(str(ran))}, model_dir / "model.pt")
+    with pytest.raises(RelextError, match="not a relext_ray model file"):
+        load_checkpoint(model_dir)
+    torch.save({"epoch": _Payload(str(ran))}, tmp_path / "fit_state.pt")
+    with pytest.raises(RelextError, match="not a training state"):
+        FitState.load(tmp_path / "fit_state.pt")
+    assert not ran.exists()

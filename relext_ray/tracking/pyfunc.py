@@ -1,6 +1,12 @@
 """The MLflow pyfunc wrapper: ``mlflow.pyfunc.load_model("runs:/<id>/model")`` → a model that
-takes canonical records and returns one row per scored entity pair."""
+takes canonical records and returns one row per scored entity pair.
 
+Logged as a model from code: MLflow keeps this file with the model and runs it to load the
+model (``set_model`` below), so loading unpickles nothing; the weights are the checkpoint
+artifact, read with ``weights_only``.
+"""
+
+import mlflow.models
 import mlflow.pyfunc
 import pandas as pd
 
@@ -23,3 +29,6 @@ class RelationExtractor(mlflow.pyfunc.PythonModel):
         sentences = [sentence_from_dict(r, f"row:{i}") for i, r in enumerate(records)]
         theta = (params or {}).get("theta")
         return self.predictor.score(sentences, theta=theta).table.to_pandas()
+
+
+mlflow.models.set_model(RelationExtractor())

@@ -152,10 +152,10 @@ def log_model(checkpoint: Path, register_as: str | None = None, alias: str | Non
         The model's URI: ``models:/<name>@<alias>``, ``models:/<name>/<version>`` for a model
         registered without an alias, else the logged model's own URI.
     """
-    from relext_ray.tracking.pyfunc import RelationExtractor
+    from relext_ray.tracking import pyfunc
 
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=RelationExtractor(),
+        name="model", python_model=pyfunc.__file__,
         artifacts={"checkpoint": str(checkpoint)},
         registered_model_name=register_as,
     )

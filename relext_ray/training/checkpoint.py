@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,12 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
     vocabs = Vocabularies.load(d / "vocab")
     model = build_model(cfg.model, vocabs, len(meta["labels"]), meta["max_distance"])
-    model.load_state_dict(torch.load(d / "model.pt", map_location=device, weights_only=True))
+    try:
+        weights = torch.load(d / "model.pt", map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise RelextError(f"{d / 'model.pt'} is not a relext_ray model file (it holds objects "
+                          f"other than tensors, which are never loaded): "
+                          f"{str(exc).splitlines()[0]}") from None
+    model.load_state_dict(weights)
     model.to(device).eval()
     return Checkpoint(model, cfg, vocabs, TypeFilter.load(d / "type_filter.json"), meta)

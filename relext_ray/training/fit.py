@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,23 @@ class FitState:
     torch_rng: torch.Tensor
 
     def save(self, path: Path) -> None:
-        torch.save(self.__dict__, path)
+        """Tensors, numbers, strings, lists and dicts only, so ``load`` unpickles no code."""
+        best_dev = asdict(self.best_dev) if self.best_dev is not None else None
+        torch.save({**self.__dict__, "best_dev": best_dev}, path)
 
     @classmethod
     def load(cls, path: Path) -> FitState:
-        # Our own file, written by ``save``: it holds Python objects besides tensors.
-        return cls(**torch.load(path, map_location="cpu", weights_only=False))
+        """Read a state written by ``save`` (``weights_only``: a file holding anything but
+        plain data is refused)."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise RelextError(f"{path} is not a training state written by relext_ray (it holds "
+                              f"objects other than plain data, which are never loaded): "
+                              f"{str(exc).splitlines()[0]}") from None
+        if state.get("best_dev") is not None:
+            state["best_dev"] = Scores(**state["best_dev"])
+        return cls(**state)
 
 
 StateCallback = Callable[[dict[str, float], FitState], None]
