@@ -11,7 +11,7 @@ from typing import Any
 from relext_ray.errors import cli_exit
 from relext_ray.prediction.job import predict
 from relext_ray.registry import INPUT_SUFFIXES, OUTPUT_FORMATS
-from relext_ray.tracking.runs import predict_tracked
+from relext_ray.tracking.runs import predict_tracked, tracking_uri
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -83,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             experiment=args.experiment)
         print(format_summary(summary))
         if summary.get("mlflow_run_id"):
-            from relext_ray.tracking.runs import tracking_uri
-
             print(f"MLflow run {summary['mlflow_run_id']} in {tracking_uri()}")
 
     return cli_exit(body)

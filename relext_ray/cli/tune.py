@@ -10,6 +10,7 @@ from relext_ray.config import load_search
 from relext_ray.errors import cli_exit
 from relext_ray.search.tuner import search
 from relext_ray.tracking import runs as tracking
+from relext_ray.training.run import format_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +29,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--resume and --overwrite exclude each other")
 
     def body() -> None:
-        from relext_ray.training.run import format_result
-
         out = search(load_search(args.config, args.overrides), args.resume, args.overwrite)
         print(f"\nbest config: {out['best_config']}")
         print(format_result(out["result"]))

@@ -9,8 +9,6 @@ from relext_ray.corpus.sources import Unit, file_units
 from relext_ray.errors import RelextError
 from relext_ray.registry import INPUT_SUFFIXES
 
-FORMATS = INPUT_SUFFIXES
-
 
 def input_files(spec: str | Path, fmt: str | None = None) -> list[tuple[Path, str]]:
     """The files behind ``--input`` (a file, a directory searched recursively, or a glob) and
@@ -26,10 +24,10 @@ def input_files(spec: str | Path, fmt: str | None = None) -> list[tuple[Path, st
         candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() \
             else [path]
         where = str(path)
-    wanted = {s: f for s, f in FORMATS.items() if fmt is None or f == fmt}
-    if fmt is not None and fmt not in FORMATS.values():
+    wanted = {s: f for s, f in INPUT_SUFFIXES.items() if fmt is None or f == fmt}
+    if fmt is not None and fmt not in INPUT_SUFFIXES.values():
         raise RelextError(f"unknown --format {fmt!r}; choose one of "
-                          f"{', '.join(sorted(set(FORMATS.values())))}")
+                          f"{', '.join(sorted(set(INPUT_SUFFIXES.values())))}")
     files = [(p.resolve(), wanted[p.suffix]) for p in candidates if p.suffix in wanted]
     if not files:
         kinds = ", ".join(f"{s} ({f})" for s, f in wanted.items())

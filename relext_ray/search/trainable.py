@@ -14,7 +14,8 @@ from relext_ray.cluster.connect import assigned_cpus
 from relext_ray.config import ExperimentConfig, SearchConfig, with_values
 from relext_ray.search.resume import marker, read_marker, write_marker
 from relext_ray.tracking.trials import REPLAYED
-from relext_ray.training.run import TrainResult
+from relext_ray.training.fit import FitState
+from relext_ray.training.run import TrainResult, run
 
 STATE_FILE = "fit_state.pt"
 
@@ -43,9 +44,6 @@ def run_with_checkpoints(cfg: ExperimentConfig, finished: Path | None = None,
     restored after a driver death, it reports the marker's metrics again instead of training.
     ``final`` adds one more report after training (the test scores).
     """
-    from relext_ray.training.fit import FitState
-    from relext_ray.training.run import run
-
     path = marker(finished, tune.get_context().get_trial_id()) if finished else None
     done = read_marker(path) if path is not None else None
     if done is not None:

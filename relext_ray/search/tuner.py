@@ -37,7 +37,6 @@ from relext_ray.search.resume import (
 from relext_ray.search.space import tune_space
 from relext_ray.search.trainable import KEEP_CHECKPOINTS, make_trainable
 from relext_ray.tracking import runs
-from relext_ray.tracking.runs import CHAMPION
 from relext_ray.tracking.trials import MlflowTrials
 
 RECORD = "relext_search.json"
@@ -155,7 +154,7 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
         final_cfg = with_values(exp_cfg, best.config)
         final_cfg = final_cfg.model_copy(update={"tracking": final_cfg.tracking.model_copy(
             update={"register_as": s.register_as or final_cfg.tracking.register_as,
-                    "alias": CHAMPION, "experiment": experiment})})
+                    "alias": runs.CHAMPION, "experiment": experiment})})
         if record:
             for rid in runs.delete_children(parent.info.run_id, f"best-{cfg.name}"):
                 print(f"MLflow run {rid} deleted: the best configuration is trained again")
