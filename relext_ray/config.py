@@ -61,6 +61,9 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     encoder: Encoder = "cnn"
+    factored: bool = Field(True, description=(
+        "cnn/pcnn: train on the exact factored path (each sentence and mention encoded once); "
+        "false trains the per-pair reference. Evaluation always factors when it can"))
     use_tag: bool = Field(True, description="+Tag: entity BIO tag embedding")
     mtl: bool = Field(True, description="+MTL: binary relation-identification head")
     word_dim: int = Field(200, ge=1)
@@ -117,7 +120,10 @@ class TrainConfig(BaseModel):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(256, ge=1)
     # Larger evaluation batches were half as fast on CPU (cache); GPUs do well with this too.
-    eval_batch_size: int = Field(256, ge=1)
+    eval_batch_size: int = Field(1024, ge=1, description="pairs per evaluation batch")
+    batch_tokens: int = Field(16384, ge=1, description=(
+        "padded tokens per batch, of sentences (sentences × longest) and of mentions each: "
+        "bounds a batch's memory whatever a sentence's pair count"))
     lr: float = Field(1e-3, gt=0)
     # RMSprop's moving average of squared gradients. PyTorch's default 0.99 makes the first
     # steps ten times lr and saturated the tanh layer in our runs (the model then predicts only

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from relext_ray.corpus.records import Entity, Relation, Sentence
-from relext_ray.instances.features import bio_tags, features
+from relext_ray.instances.features import bio_tags, stack_features
 from relext_ray.instances.pairs import TypeFilter, candidate_pairs, extract, relation_type_combos
 from relext_ray.instances.positions import relative_positions
 from relext_ray.instances.vocab import Vocabularies, label_vocab, tag_vocab, token_vocab
@@ -99,33 +99,29 @@ def test_relative_positions_are_clipped(max_d, expected):
     assert both.shape == (2, 6) and both[0].tolist() == expected
 
 
-def test_feature_rows():
+def test_sentence_and_pair_features():
     vocabs = Vocabularies(
         tokens=token_vocab(Counter(["Anna", "Berg", "Acme", "Acme"]), min_freq=1),
         tags=tag_vocab(["Peop", "Org"]),  # Loc unseen in "training"
         labels=label_vocab(["Work_For", "OrgBased_In"]),
     )
-    kept, _, _ = extract(SENT, "unordered", None)
-    f = features(SENT, kept, vocabs, max_distance=3)
-    assert len(f["instance_id"]) == 6 and f["token_ids"].shape == (6, 10)
-    row = {k: (v[0].tolist() if hasattr(v, "shape") else v[0]) for k, v in f.items()}
-    assert (row["e1"], row["e2"]) == (0, 1)
+    st = stack_features([SENT], "unordered", None, vocabs)
+    # the sentence once, whatever its number of pairs
+    assert st.sentence_ids == ["s"] and st.offsets.tolist() == [0, 10]
     unk = vocabs.tokens.id("<unk>")
-    assert row["token_ids"] == [vocabs.tokens.id("Anna"), vocabs.tokens.id("Berg"), unk, unk,
-                                vocabs.tokens.id("Acme"), unk, unk, unk, unk, unk]
-    assert row["pos1"] == [0, 0, 1, 2, 3, 3, 3, 3, 3, 3]
-    assert row["pos2"] == [-3, -3, -2, -1, 0, 1, 2, 3, 3, 3]
+    assert st.tokens.tolist() == [vocabs.tokens.id("Anna"), vocabs.tokens.id("Berg"), unk, unk,
+                                  vocabs.tokens.id("Acme"), unk, unk, unk, unk, unk]
     t = vocabs.tags
-    assert row["tag_ids"][:3] == [t.id("B-Peop"), t.id("I-Peop"), t.id("O")]
-    assert row["tag_ids"][6] == t.id("B-<unk>")  # Loc
-    assert (row["label"], row["label_id"]) == ("Work_For", vocabs.labels.id("Work_For"))
-    live_in = f["label"].index("Live_In")
-    assert f["label_id"][live_in] == -1  # a class the training split never had
-    assert row["instance_id"] == "s|0|1" and row["length"] == 10
-    # each row's positions are relative to that row's own entities
-    for r in range(6):
-        e2 = SENT.entities[f["e2"][r]]
-        assert f["pos2"][r].tolist() == relative_positions(10, e2.start, e2.end, 3).tolist()
+    assert st.tags[:3].tolist() == [t.id("B-Peop"), t.id("I-Peop"), t.id("O")]
+    assert st.tags[6] == t.id("B-<unk>")  # Loc
+    c = st.pairs
+    assert len(c["instance_id"]) == 6 and set(c["sentence"]) == {0}
+    assert c["instance_id"][0] == "s|0|1" and (c["e1"][0], c["e2"][0]) == (0, 1)
+    first = SENT.entities[0]
+    assert (c["e1_start"][0], c["e1_end"][0], c["e1_type"][0]) == (first.start, first.end,
+                                                                      first.type)
+    assert (c["label"][0], c["label_id"][0]) == ("Work_For", vocabs.labels.id("Work_For"))
+    assert c["label_id"][c["label"].index("Live_In")] == -1  # a class training never had
 
 
 def test_vocab_min_freq_and_ids_are_stable():

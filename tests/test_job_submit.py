@@ -32,4 +32,5 @@ def test_prepare_as_a_ray_job(tmp_path):
     assert "succeeded" in res.stdout + res.stderr
     stats = json.loads((out / "stats.json").read_text())
     assert stats["train"]["sentences"] == 400
-    assert list((out / "train").glob("*.parquet"))
+    assert list((out / "train" / "sentences").glob("*.parquet"))
+    assert list((out / "train" / "pairs").glob("*.parquet"))

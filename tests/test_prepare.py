@@ -29,7 +29,12 @@ def run(tmp_path: Path, name: str, **kw) -> tuple[dict, Path]:
 
 
 def table(out: Path, split: str):
-    return pq.read_table(out / split).sort_by("instance_id")
+    """The split's pairs."""
+    return pq.read_table(out / split / "pairs").sort_by("instance_id")
+
+
+def sentence_table(out: Path, split: str):
+    return pq.read_table(out / split / "sentences").sort_by("sentence_id")
 
 
 def check_consistent(stats: dict, out: Path) -> None:
@@ -42,6 +47,9 @@ def check_consistent(stats: dict, out: Path) -> None:
             labels = t.column("label").to_pylist()
             assert sum(lb != "Other" for lb in labels) == st["positives"]
             assert len(set(t.column("instance_id").to_pylist())) == rows  # no duplicates
+            # every pair's sentence is stored once; every stored sentence has a kept pair
+            ids = sentence_table(out, split).column("sentence_id").to_pylist()
+            assert len(ids) == len(set(ids)) == len(set(t.column("sentence_id").to_pylist()))
         assert st["records_read"] == st["records_kept"] + st["rejected"]
 
 
@@ -50,11 +58,12 @@ def test_sample_corpus(tmp_path):
     assert list(stats) == ["train", "dev", "test"]
     assert stats["train"]["sentences"] == 400 and stats["train"]["rejected"] == 0
     check_consistent(stats, out)
-    t = table(out, "train")
+    t = sentence_table(out, "train")
     assert t.schema.field("token_ids").type.value_type == pa.int32()
-    assert t.schema.field("pos1").type.value_type == pa.int8()
+    assert t.schema.field("tag_ids").type.value_type == pa.int16()
     row = t.slice(0, 1).to_pylist()[0]
-    assert len(row["token_ids"]) == len(row["pos1"]) == len(row["tag_ids"]) == row["length"]
+    assert len(row["token_ids"]) == len(row["tag_ids"]) == row["length"]
+    assert "pos1" not in table(out, "train").schema.names  # positions come from the spans
     vocabs = Vocabularies.load(out / "vocab")
     assert vocabs.tokens.items[:2] == ("<pad>", "<unk>")
     assert vocabs.labels.items[0] == "Other"
@@ -66,6 +75,7 @@ def test_sample_corpus(tmp_path):
 def _same_output(a: Path, b: Path) -> None:
     for split in ("train", "dev", "test"):
         assert table(a, split).equals(table(b, split)), split
+        assert sentence_table(a, split).equals(sentence_table(b, split)), split
     for f in ("stats.json", "type_filter.json", "vocab/tokens.json", "vocab/tags.json",
               "vocab/labels.json"):
         assert (a / f).read_text() == (b / f).read_text(), f
@@ -75,7 +85,7 @@ def test_output_does_not_depend_on_shard_count(tmp_path):
     common = dict(corpus="jsonl", data_dir=SAMPLE_DIR, mode="ordered", chunk_size=37)
     _, one = run(tmp_path, "one", num_shards=1, **common)
     _, many = run(tmp_path, "many", num_shards=5, concurrency=2, **common)
-    assert len(list((many / "train").glob("*.parquet"))) > 1
+    assert len(list((many / "train" / "pairs").glob("*.parquet"))) > 1
     _same_output(one, many)
 
 

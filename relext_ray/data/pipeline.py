@@ -1,10 +1,12 @@
-"""The Ray Data pipeline: corpus files → instance shards (Parquet), vocabularies, statistics.
+"""The Ray Data pipeline: corpus files → sentence and pair shards (Parquet), vocabularies,
+statistics.
 
 Stages (each a pure batch function from ``batches``):
 
 1. units of work (file slices, brat documents) → parsed sentences, rejects, reader counters;
 2. training sentences → vocabulary and type-combination counts, merged on the driver;
-3. sentences of each split → feature rows → ``OUT/<split>/*.parquet``;
+3. sentences of each split → ``OUT/<split>/sentences/*.parquet`` (each sentence once: token and
+   BIO tag ids) and ``OUT/<split>/pairs/*.parquet`` (the kept pairs: mentions, spans, label);
 4. sentences → instance statistics → ``OUT/stats.json``.
 """
 
@@ -26,19 +28,22 @@ from relext_ray.cluster.connect import init_ray
 from relext_ray.config import PrepareConfig
 from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.sources import SPLITS, plan_units
+from relext_ray.data.arrays import LAYOUT
 from relext_ray.data.statistics import STAT_KEYS
 from relext_ray.data.transforms import (
     FeatureContext,
-    featurize,
     instance_counts,
+    pair_rows,
     parse_units,
+    sentence_rows,
     training_counts,
 )
 from relext_ray.instances.pairs import TypeFilter
 from relext_ray.instances.vocab import Vocabularies, label_vocab, tag_vocab, token_vocab
 
 # Repetitive strings compress well as dictionaries; the id lists would only grow a dictionary.
-DICTIONARY_COLUMNS = ("sentence_id", "e1_type", "e2_type", "label")
+DICTIONARY_COLUMNS = {"sentences": ("document",),
+                      "pairs": ("sentence_id", "e1_type", "e2_type", "label")}
 OUTPUT_FILES = ("stats.json", "rejects.jsonl", "meta.json", "type_filter.json", "vocab")
 
 
@@ -135,16 +140,17 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     vocabs.save(out / "vocab")
     type_filter.save(out / "type_filter.json")
     timer.lap("vocabulary")
-    ctx = FeatureContext(cfg.mode, type_filter, vocabs, cfg.max_distance, cfg.lowercase)
+    ctx = FeatureContext(cfg.mode, type_filter, vocabs, cfg.lowercase)
 
     for split in splits:
-        (
-            sentences.filter(expr=col("split") == split, **par)
-            .map_batches(featurize, batch_format="pyarrow", fn_kwargs={"ctx": ctx}, **par)
-            # Same concurrency fuses the write into the featurize tasks: N workers means N.
-            .write_parquet(str(out / split), concurrency=cfg.concurrency,
-                           use_dictionary=list(DICTIONARY_COLUMNS))
-        )
+        of_split = sentences.filter(expr=col("split") == split, **par)
+        for table, rows in (("sentences", sentence_rows), ("pairs", pair_rows)):
+            (
+                of_split.map_batches(rows, batch_format="pyarrow", fn_kwargs={"ctx": ctx}, **par)
+                # Same concurrency fuses the write into the map tasks: N workers means N.
+                .write_parquet(str(out / split / table), concurrency=cfg.concurrency,
+                               use_dictionary=list(DICTIONARY_COLUMNS[table]))
+            )
     timer.lap("instances")
     for split, counts in _payloads(
         sentences.map_batches(instance_counts, batch_format="pyarrow", fn_kwargs={"ctx": ctx},
@@ -157,6 +163,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     (out / "stats.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     meta = {
         "relext_ray_version": __version__,
+        "layout": LAYOUT,
         "config": json.loads(cfg.model_dump_json()),
         "splits": splits,
         "num_tokens": len(vocabs.tokens),

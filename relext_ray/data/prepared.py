@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relext_ray.config import ExperimentConfig, TrainConfig
-from relext_ray.data.arrays import SplitArrays, load_split
+from relext_ray.data.arrays import LAYOUT, SplitArrays, load_split
 from relext_ray.data.subsample import short_sentences, training_index
 from relext_ray.errors import RelextError
 from relext_ray.instances.pairs import TypeFilter
@@ -62,7 +62,7 @@ def ensure_prepared(cfg: ExperimentConfig) -> Path:
     """Prepare the corpus with Ray Data unless a matching preparation exists."""
     out = cfg.prepared_dir
     meta = out / "meta.json"
-    if meta.exists():
+    if meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("layout") == LAYOUT:
         have = json.loads(meta.read_text(encoding="utf-8"))["config"]
         want = cfg.data.prepare_config(out)
         for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase"):
@@ -70,7 +70,7 @@ def ensure_prepared(cfg: ExperimentConfig) -> Path:
                 raise RelextError(f"{out} was prepared with {key}={have[key]!r}, the config asks "
                                   f"for {getattr(want, key)!r}: remove it or set data.prepared_dir")
         return out
-    from relext_ray.data.pipeline import prepare
+    from relext_ray.data.pipeline import prepare  # Ray only when preparing
 
     prepare(cfg.data.prepare_config(out))
     return out

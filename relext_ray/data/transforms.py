@@ -19,7 +19,8 @@ import pyarrow as pa
 from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.records import Entity, Relation, Sentence
 from relext_ray.corpus.sources import Unit, read_unit
-from relext_ray.instances.features import LIST_COLUMNS, stack_features
+from relext_ray.data.subsample import document_of
+from relext_ray.instances.features import StackedFeatures, stack_features
 from relext_ray.instances.pairs import TypeFilter, extract, relation_type_combos
 from relext_ray.instances.vocab import Vocabularies
 from relext_ray.registry import Mode
@@ -30,7 +31,16 @@ PARSED_SCHEMA = pa.schema([
     ("payload", pa.string()),
 ])
 
-INSTANCE_SCHEMA = pa.schema([
+# A split is two tables: its sentences (stored once) and its pairs, keyed by sentence id.
+SENTENCE_SCHEMA = pa.schema([
+    ("sentence_id", pa.string()),
+    ("document", pa.string()),
+    ("length", pa.int32()),
+    ("token_ids", pa.list_(pa.int32())),
+    ("tag_ids", pa.list_(pa.int16())),
+])
+
+PAIR_SCHEMA = pa.schema([
     ("instance_id", pa.string()),
     ("sentence_id", pa.string()),
     ("e1", pa.int32()),
@@ -41,11 +51,6 @@ INSTANCE_SCHEMA = pa.schema([
     ("e2_start", pa.int32()),
     ("e2_end", pa.int32()),
     ("e2_type", pa.string()),
-    ("length", pa.int32()),
-    ("token_ids", pa.list_(pa.int32())),
-    ("pos1", pa.list_(pa.int8())),
-    ("pos2", pa.list_(pa.int8())),
-    ("tag_ids", pa.list_(pa.int16())),
     ("label", pa.string()),
     ("label_id", pa.int32()),
     ("direction", pa.int8()),
@@ -121,21 +126,32 @@ class FeatureContext:
     mode: Mode
     type_filter: TypeFilter
     vocabs: Vocabularies
-    max_distance: int
     lowercase: bool = False
 
 
-def featurize(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
-    """Sentences → instance rows (kept by the type filter only), built column-wise."""
-    st = stack_features((sentence_from_json(p) for p in column_of(batch, "payload")), ctx.mode,
-                        ctx.type_filter, ctx.vocabs, ctx.max_distance, ctx.lowercase)
+def _stacked(batch: Mapping[str, Any], ctx: FeatureContext) -> StackedFeatures:
+    return stack_features((sentence_from_json(p) for p in column_of(batch, "payload")), ctx.mode,
+                          ctx.type_filter, ctx.vocabs, ctx.lowercase)
+
+
+def sentence_rows(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
+    """Sentences → one row per sentence with at least one kept pair (``SENTENCE_SCHEMA``)."""
+    st = _stacked(batch, ctx)
     offsets = pa.array(st.offsets.astype(np.int32))
-    arrays = [
-        pa.ListArray.from_arrays(offsets, pa.array(st.flat[f.name], type=f.type.value_type))
-        if f.name in LIST_COLUMNS else pa.array(st.scalars[f.name], type=f.type)
-        for f in INSTANCE_SCHEMA
-    ]
-    return pa.Table.from_arrays(arrays, schema=INSTANCE_SCHEMA)
+    return pa.Table.from_arrays([
+        pa.array(st.sentence_ids, type=pa.string()),
+        pa.array([document_of(i) for i in st.sentence_ids], type=pa.string()),
+        pa.array(st.lengths.astype(np.int32)),
+        pa.ListArray.from_arrays(offsets, pa.array(st.tokens, type=pa.int32())),
+        pa.ListArray.from_arrays(offsets, pa.array(st.tags, type=pa.int16())),
+    ], schema=SENTENCE_SCHEMA)
+
+
+def pair_rows(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:
+    """Sentences → one row per pair the type filter keeps (``PAIR_SCHEMA``)."""
+    st = _stacked(batch, ctx)
+    return pa.Table.from_arrays([pa.array(st.pairs[f.name], type=f.type) for f in PAIR_SCHEMA],
+                                schema=PAIR_SCHEMA)
 
 
 def instance_counts(batch: Mapping[str, Any], ctx: FeatureContext) -> pa.Table:

@@ -1,8 +1,9 @@
 """Relative positions and their embedding ids: the one place that fixes the contract.
 
 A token's distance to a mention is signed, 0 inside the mention and clipped to ±``max_distance``
-(stored as int8 in prepared data). The model embeds it as ``distance + max_distance + 1``, so
-id 0 stays free for padding and there are ``2 * max_distance + 2`` ids."""
+(computed from the mention's span when a batch is built). The model embeds it as
+``distance + max_distance + 1``, so id 0 stays free for padding and there are
+``2 * max_distance + 2`` ids."""
 
 from __future__ import annotations
 

@@ -8,11 +8,24 @@
   states steer the attention over the sentence.
 
 Padding never wins a max-pool or gets attention: the mask sets it to -inf first.
+
+The two convolutional encoders also run **factored** (``forward_factored``), exactly: a
+convolution is linear in its input and the input is a concatenation [word; pos1; pos2; tag],
+so for a pair (a, b) of a sentence
+
+    conv(x)(t) = conv_sentence([word; tag])(t) + conv_pos1(pos1 rel. a)(t)
+                 + conv_pos2(pos2 rel. b)(t) + bias
+
+The first term is computed once per sentence, the other two once per mention; per pair only
+the sum and the max-pool remain, and the activation (ReLU, tanh: monotone) follows the pool.
+Zero embeddings at padding id 0 keep "same" padding exact at the sentence edges. Both paths
+use the same weights, so a model trains on one and scores on the other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +39,157 @@ NEG = -1e4  # "minus infinity" that stays finite in half precision too
 def _same_pad(x: torch.Tensor, window: int) -> torch.Tensor:
     """Zero padding so that a convolution of any (even too) width keeps the length."""
     return F.pad(x, ((window - 1) // 2, window // 2))
+
+
+# Elements of the per-pair sum [pairs, L, filters] made at once: it is only searched for its
+# maximum (no autograd graph), in chunks small enough to stay in cache, so its memory is bounded
+# whatever the batch and it is read at cache speed.
+POOL_ELEMENTS = 1 << 17
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A batch's inputs split for the factored path.
+
+    ``sentences``: [S, L, Ds] the pair-independent embeddings ([word; tag]); ``positions``:
+    [M, L] each mention's position ids; ``pos1_table``, ``pos2_table``: [n_ids, Dp] the two
+    position embeddings' weights; ``mask``: [S, L]; ``mention_sentence``: [M] each mention's
+    sentence row; ``sentence``, ``e1``, ``e2``: [P] each pair's rows; ``spans``: [P, 4];
+    ``columns``: which input columns of the per-pair layout each part fills (``sentence`` a
+    tuple of slices, ``pos1``, ``pos2`` one slice each).
+    """
+
+    sentences: torch.Tensor
+    positions: torch.Tensor
+    pos1_table: torch.Tensor
+    pos2_table: torch.Tensor
+    mask: torch.Tensor
+    mention_sentence: torch.Tensor
+    sentence: torch.Tensor
+    e1: torch.Tensor
+    e2: torch.Tensor
+    spans: torch.Tensor
+    columns: tuple[tuple[slice, ...], slice, slice]
+
+
+def _position_term(positions: torch.Tensor, table: torch.Tensor,
+                   weights: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """[M, L, F] the convolutions of the mentions' position embeddings, by table lookup.
+
+    A position embedding takes one of ``n_ids`` values, so each kernel tap is projected once
+    (``table @ W_tap``, [n_ids, F]) and a token's output is the sum of its taps' rows: the same
+    numbers as convolving the embedded positions, at a fiftieth of the arithmetic. Id 0 has a
+    zero embedding, which is the "same" zero padding.
+
+    Args:
+        positions: [M, L] position ids (0 pads).
+        table: [n_ids, Dp] the position embedding's weight.
+        weights: (window, [F_w, Dp, window] kernel columns of this embedding) per convolution.
+    """
+    # Row 0 is padding: zero, and, as with ``nn.Embedding(padding_idx=0)``, never trained.
+    table = F.pad(table[1:], (0, 0, 1, 0))
+    left = max((w - 1) // 2 for w, _ in weights)
+    right = max(w // 2 for w, _ in weights)
+    n_ids, taps = table.shape[0], left + right + 1
+    blocks = [F.pad(torch.einsum("nd,fdk->knf", table, weight),
+                    (0, 0, 0, 0, left - (w - 1) // 2, right - w // 2)) for w, weight in weights]
+    projected = torch.cat(blocks, dim=2).reshape(taps * n_ids, -1)  # [taps · n_ids, F]
+    m, width = positions.shape
+    padded = F.pad(positions, (left, right))
+    index = torch.stack([padded[:, o:o + width] + o * n_ids for o in range(taps)], dim=2)
+    return F.embedding_bag(index.reshape(-1, taps), projected, mode="sum").reshape(m, width, -1)
+
+
+def _factor_terms(f: Factors, convs: list[tuple[int, nn.Conv1d]]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three terms of the convolutions ``convs`` (window, layer), filters concatenated:
+    [S, F, L] per sentence (with the biases), [M, L, F] per mention for each position
+    embedding."""
+    sent_cols, p1_cols, p2_cols = f.columns
+    x = f.sentences.transpose(1, 2)
+    base = torch.cat([
+        F.conv1d(_same_pad(x, w), torch.cat([conv.weight[:, c] for c in sent_cols], dim=1),
+                 conv.bias) for w, conv in convs], dim=1)
+    c1 = _position_term(f.positions, f.pos1_table, [(w, c.weight[:, p1_cols]) for w, c in convs])
+    c2 = _position_term(f.positions, f.pos2_table, [(w, c.weight[:, p2_cols]) for w, c in convs])
+    return base, c1, c2
+
+
+def _chunks(n: int, per_row: int) -> list[slice]:
+    step = max(1, POOL_ELEMENTS // max(per_row, 1))
+    return [slice(i, i + step) for i in range(0, n, step)]
+
+
+def _regions(f: Factors, rows: slice, width: int, segments: bool) -> list[torch.Tensor | None]:
+    """The [p, L] pooling masks of pairs ``rows`` (None: the whole sentence)."""
+    return list(_segments(f.spans[rows], width)) if segments else [None]
+
+
+def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
+            segments: bool = False) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Max over time of every pair's pre-activation ``base[s] + c1[e1] + c2[e2]``, over its
+    sentence's tokens (or, with ``segments``, over each of the three PCNN segments).
+
+    The [P, L, F] sum is never kept: it is made in cache-sized chunks of pairs without autograd.
+    Without gradients its maxima are the result. With gradients, only where the maxima are is
+    taken from it; the values there are then gathered, with gradients, from the three terms:
+    the result and its gradient are those of max-pooling the per-pair convolution (the
+    gradient reaches the argmax only), and autograd keeps P·F indices, not P·L·F values.
+
+    Args:
+        base: [S, F, L] the sentence terms.
+        c1, c2: [M, L, F] the mention terms.
+        f: The batch's factors.
+        segments: Pool the three PCNN segments instead of the whole sentence.
+
+    Returns:
+        One ([P, F] maxima, [P] whether the segment has a token, or None) per pooling region.
+    """
+    n_regions = 3 if segments else 1
+    width, filters = c1.shape[1], c1.shape[2]
+    grad = torch.is_grad_enabled() and (base.requires_grad or c1.requires_grad)
+    parts: list[list[torch.Tensor]] = [[] for _ in range(n_regions)]
+    with torch.no_grad():
+        real = f.mask[f.mention_sentence].unsqueeze(2)  # [M, L, 1]
+        y1 = (base.transpose(1, 2)[f.mention_sentence] + c1).masked_fill_(~real, NEG)
+        other = c2
+        if grad:  # filter-major: max over the last dimension returns its indices fastest
+            y1, other = y1.transpose(1, 2).contiguous(), c2.transpose(1, 2).contiguous()
+        for rows in _chunks(len(f.sentence), width * filters):
+            z = y1.index_select(0, f.e1[rows])
+            z += other.index_select(0, f.e2[rows])
+            for k, region in enumerate(_regions(f, rows, width, segments)):
+                if grad:
+                    zk = z if region is None else z.masked_fill(~region.unsqueeze(1), NEG)
+                    parts[k].append(zk.max(dim=2).indices)  # [p, F]
+                else:
+                    zk = z if region is None else z.masked_fill(~region.unsqueeze(2), NEG)
+                    parts[k].append(zk.amax(dim=1))  # [p, F]
+    out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    for k in range(n_regions):
+        got = torch.cat(parts[k]) if parts[k] else base.new_zeros(
+            (0, filters), dtype=torch.long if grad else base.dtype)
+        if grad:
+            ar = torch.arange(filters, device=base.device)
+            at_base = (f.sentence.unsqueeze(1) * filters + ar) * width + got
+            at_mention = (f.e1.unsqueeze(1) * width + got) * filters + ar
+            at_other = (f.e2.unsqueeze(1) * width + got) * filters + ar
+            got = base.reshape(-1).take(at_base) + c1.reshape(-1).take(at_mention) + \
+                c2.reshape(-1).take(at_other)
+        has = None
+        if segments:
+            has = (_segments(f.spans, width)[k] & f.mask[f.sentence]).any(dim=1)
+        out.append((got, has))
+    return out
+
+
+def _segments(spans: torch.Tensor, width: int) -> tuple[torch.Tensor, ...]:
+    """[P, L] masks of the three segments: up to the end of the first mention (in sentence
+    order), up to the end of the second, the rest."""
+    first_end = torch.minimum(spans[:, 1], spans[:, 3]).unsqueeze(1)
+    second_end = torch.maximum(spans[:, 1], spans[:, 3]).unsqueeze(1)
+    pos = torch.arange(width, device=spans.device).unsqueeze(0)
+    return pos < first_end, (pos >= first_end) & (pos < second_end), pos >= second_end
 
 
 class MultiWindowCNN(nn.Module):
@@ -56,6 +220,13 @@ class MultiWindowCNN(nn.Module):
         ]
         return torch.cat(pooled, dim=1)
 
+    def forward_factored(self, f: Factors) -> torch.Tensor:
+        """The same vectors as ``forward`` on the per-pair inputs, encoding each sentence and
+        each mention once: [P, filters · len(windows)]."""
+        base, c1, c2 = _factor_terms(f, list(zip(self.windows, self.convs, strict=True)))
+        # ReLU is monotone, so it can follow the pooling: relu(max x) = max relu(x).
+        return torch.relu(_pooled(base, c1, c2, f)[0][0])
+
 
 class PCNN(nn.Module):
     """One convolution (tanh), max-pooled piecewise over the three segments that the two
@@ -77,17 +248,20 @@ class PCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.conv(_same_pad(x.transpose(1, 2), self.window)))  # [B, F, L]
-        # Segments end after the first entity and after the second (in sentence order).
-        first_end = torch.minimum(spans[:, 1], spans[:, 3]).unsqueeze(1)
-        second_end = torch.maximum(spans[:, 1], spans[:, 3]).unsqueeze(1)
-        pos = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
-        segments = (pos < first_end, (pos >= first_end) & (pos < second_end), pos >= second_end)
         out = []
-        for seg in segments:
+        for seg in _segments(spans, x.shape[1]):
             m = (seg & mask).unsqueeze(1)
             pooled = h.masked_fill(~m, NEG).max(dim=2).values
             out.append(torch.where(m.any(dim=2), pooled, torch.zeros_like(pooled)))
         return torch.cat(out, dim=1)
+
+    def forward_factored(self, f: Factors) -> torch.Tensor:
+        """The same vectors as ``forward`` on the per-pair inputs, encoding each sentence and
+        each mention once: [P, 3F]."""
+        base, c1, c2 = _factor_terms(f, [(self.window, self.conv)])
+        # tanh is monotone, so it can follow the pooling; an empty segment pools to zeros.
+        return torch.cat([torch.where(has.unsqueeze(1), torch.tanh(value), torch.zeros_like(value))
+                          for value, has in _pooled(base, c1, c2, f, segments=True)], dim=1)
 
 
 def _span_mean(h: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from relext_ray.config import ModelConfig
 from relext_ray.data.batching import Batch
 from relext_ray.instances.positions import num_position_ids
 from relext_ray.instances.vocab import Vocabularies
-from relext_ray.model.encoders import ENCODERS
+from relext_ray.model.encoders import ENCODERS, Factors
 
 
 class RelationModel(nn.Module):
@@ -41,20 +41,50 @@ class RelationModel(nn.Module):
         self.classes = nn.Linear(cfg.hidden, n_classes, bias=False)
         self.other = nn.Linear(cfg.hidden, 1) if cfg.other_score else None
         self.identify = nn.Linear(cfg.hidden, 2) if cfg.mtl else None
+        self.reference = False  # score every pair on its own (the per-pair reference path)
+
+    @property
+    def can_factor(self) -> bool:
+        """Whether the encoder has the exact factored path (CNN, PCNN; not the BiGRU)."""
+        return hasattr(self.encoder, "forward_factored")
+
+    def uses_factored(self) -> bool:
+        """Evaluation always factors when it can; training when ``model.factored`` says so;
+        never while ``reference`` is set (benchmarks and tests compare the two paths)."""
+        return self.can_factor and not self.reference and (self.cfg.factored or not self.training)
+
+    def encode_pairs(self, b: Batch) -> torch.Tensor:
+        """[P, H] the reference path: every pair's own [L, D] input, encoded on its own."""
+        parts = [self.word(b.tokens[b.sentence]), self.pos1(b.positions[b.e1]),
+                 self.pos2(b.positions[b.e2])]
+        if self.tag is not None:
+            parts.append(self.tag(b.tags[b.sentence]))
+        return self.encoder(torch.cat(parts, dim=2), b.mask[b.sentence], b.spans)
+
+    def encode_factored(self, b: Batch) -> torch.Tensor:
+        """[P, H] the same vectors as ``encode_pairs``, each sentence and mention encoded once."""
+        wd, pd = self.cfg.word_dim, self.cfg.pos_dim
+        sentence = [self.word(b.tokens)]
+        columns: tuple[slice, ...] = (slice(0, wd),)
+        if self.tag is not None:
+            sentence.append(self.tag(b.tags))
+            columns += (slice(wd + 2 * pd, wd + 2 * pd + self.cfg.tag_dim),)
+        f = Factors(torch.cat(sentence, dim=2) if len(sentence) > 1 else sentence[0],
+                    b.positions, self.pos1.weight, self.pos2.weight, b.mask, b.mention_sentence,
+                    b.sentence, b.e1, b.e2, b.spans,
+                    (columns, slice(wd, wd + pd), slice(wd + pd, wd + 2 * pd)))
+        return self.encoder.forward_factored(f)
 
     def forward(self, b: Batch) -> dict[str, torch.Tensor | None]:
-        """Scores of a batch.
+        """Scores of a sentence batch's pairs.
 
         Args:
-            b: A padded batch ([B, L] tokens, positions, tags; [B, 4] spans).
+            b: A sentence batch (``data.batching.Batch``) of P pairs.
 
         Returns:
-            ``scores`` [B, C]; ``other`` [B] or None; ``id_logits`` [B, 2] or None.
+            ``scores`` [P, C]; ``other`` [P] or None; ``id_logits`` [P, 2] or None.
         """
-        parts = [self.word(b.tokens), self.pos1(b.pos1), self.pos2(b.pos2)]
-        if self.tag is not None:
-            parts.append(self.tag(b.tags))
-        r = self.fc(self.encoder(torch.cat(parts, dim=2), b.mask, b.spans))
+        r = self.fc(self.encode_factored(b) if self.uses_factored() else self.encode_pairs(b))
         return {
             "scores": self.classes(r),
             "other": self.other(r).squeeze(1) if self.other is not None else None,

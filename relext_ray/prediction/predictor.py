@@ -45,15 +45,8 @@ def sentences_to_arrays(sentences: list[Sentence], ckpt: Checkpoint
     """Instances of ``sentences`` as model arrays, and the stacked features they came from
     (pairs, gold labels, and how many pairs the type filter removed: those are not scored)."""
     st = stack_features(sentences, ckpt.meta["mode"], ckpt.type_filter, ckpt.vocabs,
-                        ckpt.meta["max_distance"], ckpt.config.data.lowercase)
-    c = st.scalars
-    spans = np.array([c["e1_start"], c["e1_end"], c["e2_start"], c["e2_end"]],
-                     dtype=np.int64).T.reshape(-1, 4)
-    arrays = SplitArrays(st.offsets, st.flat["token_ids"], st.flat["pos1"], st.flat["pos2"],
-                         st.flat["tag_ids"], spans, np.asarray(c["label_id"], dtype=np.int64),
-                         np.asarray(c["sentence_id"], dtype=object),
-                         np.asarray(c["instance_id"], dtype=object))
-    return arrays, st
+                        ckpt.config.data.lowercase)
+    return SplitArrays.from_features(st), st
 
 
 @dataclass
@@ -117,7 +110,7 @@ class Predictor:
         matrix = decision_matrix(ck.model, ck.config, arrays, ck.meta["max_distance"],
                                  self.device)
         pred, top = decide_np(matrix, theta)
-        c = st.scalars
+        c = st.pairs
         j = self.joiner
         columns: dict[str, Any] = {
             "sentence_id": c["sentence_id"],

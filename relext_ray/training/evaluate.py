@@ -30,7 +30,8 @@ def decision_matrix(model: RelationModel, cfg: ExperimentConfig, arrays: SplitAr
     """
     model.eval()
     out = np.zeros((len(arrays), model.classes.out_features), dtype=np.float32)
-    for index, batch in iterate(arrays, cfg.train.eval_batch_size, max_distance):
+    for index, batch in iterate(arrays, cfg.train.eval_batch_size, cfg.train.batch_tokens,
+                                    max_distance):
         o = model(batch.to(device))
         out[index] = decision_scores(cfg.loss.variant, o["scores"], o["other"]).float().cpu().numpy()
     return out
