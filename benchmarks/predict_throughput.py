@@ -9,7 +9,9 @@ memory is the largest summed RSS of its whole process tree (driver, Ray's daemon
 
 * plain: one process, one torch thread (the CPU one replica gets): read the JSONL files,
   featurise and score 1,000 sentences at a time, write Parquet. What a user would write
-  with this project's functions and no Ray.
+  with this project's functions and no Ray. With ``--plain per-pair`` (the default) it scores
+  every pair on its own, as per-pair toolkits do (the model's reference path); with
+  ``--plain factored`` it encodes each sentence once, as ``relext_ray.predict`` does.
 * plain-x2: two such processes at once, each on half of the files: what two cores of this
   machine give two independent processes, without Ray (the ceiling for ray-2 / ray-1).
 * ray-1 / ray-2: ``relext_ray.predict`` with 1 or 2 replicas of 1 CPU each on a local Ray
@@ -56,8 +58,10 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def plain(model: Path, corpus: Path, out: Path, part: str = "0/1") -> dict:
-    """``part`` ``k/n``: only every n-th file from the k-th (for two processes at once)."""
+def plain(model: Path, corpus: Path, out: Path, part: str = "0/1",
+          path: str = "per-pair") -> dict:
+    """``part`` ``k/n``: only every n-th file from the k-th (for two processes at once);
+    ``path``: ``per-pair`` (each pair encoded on its own) or ``factored``."""
     import pyarrow.parquet as pq
     import torch
 
@@ -68,6 +72,7 @@ def plain(model: Path, corpus: Path, out: Path, part: str = "0/1") -> dict:
     k, n = map(int, part.split("/"))
     t0 = time.perf_counter()
     predictor = Predictor.load(model)
+    predictor.checkpoint.model.reference = path == "per-pair"
     writer, pairs = None, 0
     out.mkdir(parents=True, exist_ok=True)
     for path in sorted(corpus.glob("*.jsonl"))[k::n]:
@@ -95,12 +100,13 @@ def with_ray(model: Path, corpus: Path, out: Path, replicas: int) -> dict:
             "scoring_seconds": s["scoring_seconds"]}
 
 
-def run_one(way: str, model: Path, corpus: Path, out: Path) -> dict:
+def run_one(way: str, model: Path, corpus: Path, out: Path, plain_path: str) -> dict:
     """Run one way in fresh processes (two for plain-x2) while sampling their memory."""
     parts = ["0/2", "1/2"] if way == "plain-x2" else ["0/1"]
     child = "plain" if way.startswith("plain") else way
     procs = [subprocess.Popen([sys.executable, __file__, "--child", child, "--part", part,
-                               "--model", str(model), "--corpus", str(corpus), "--out", str(out)],
+                               "--model", str(model), "--corpus", str(corpus), "--out", str(out),
+                               "--plain", plain_path],
                               stdout=subprocess.PIPE, text=True) for part in parts]
     peak = 0
 
@@ -134,13 +140,15 @@ def main() -> None:
     p.add_argument("--corpus", type=Path, default=Path("out/bench/synth"))
     p.add_argument("--out", type=Path, default=Path("out/bench/predictions"))
     p.add_argument("--like", default=None, help="real corpus for sentence shapes")
+    p.add_argument("--plain", choices=("per-pair", "factored"), default="per-pair",
+                   help="how the plain loop encodes (default: each pair on its own)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.child:
         if args.child == "plain":
-            r = plain(args.model, args.corpus, args.out, args.part)
+            r = plain(args.model, args.corpus, args.out, args.part, args.plain)
         else:
             r = with_ray(args.model, args.corpus, args.out, int(args.child.split("-")[1]))
         print(json.dumps(r))
@@ -156,7 +164,7 @@ def main() -> None:
         raise SystemExit(f"{args.corpus}: plain-x2 needs at least two .jsonl files")
     results = {}
     for way in ("plain", "plain-x2", "ray-1", "ray-2"):
-        results[way] = run_one(way, args.model, args.corpus, args.out / way)
+        results[way] = run_one(way, args.model, args.corpus, args.out / way, args.plain)
         r = results[way]
         print(f"{way}: {r['pairs']:,} pairs in {r['seconds']:.1f} s "
               f"({r['pairs'] / r['seconds']:,.0f} pairs/s), peak {r['peak_rss_mb']:,.0f} MiB",
@@ -172,7 +180,8 @@ def main() -> None:
         sc = f"{scoring[w]:,.0f}" if w in scoring else "-"
         print(f"| {w} | {r['pairs']:,} | {r['seconds']:.1f} | {rate[w]:,.0f} | {sc} | "
               f"{r['peak_rss_mb']:,.0f} |")
-    print(f"\nray-1 / plain = {rate['ray-1'] / rate['plain']:.2f}   "
+    print(f"\nplain loop: {args.plain}")
+    print(f"ray-1 / plain = {rate['ray-1'] / rate['plain']:.2f}   "
           f"ray-2 / ray-1 = {rate['ray-2'] / rate['ray-1']:.2f} "
           f"(scoring {scoring['ray-2'] / scoring['ray-1']:.2f})   "
           f"plain-x2 / plain = {rate['plain-x2'] / rate['plain']:.2f} (this machine's ceiling)")

@@ -42,9 +42,9 @@ def _same_pad(x: torch.Tensor, window: int) -> torch.Tensor:
 
 
 # Elements of the per-pair sum [pairs, L, filters] made at once: it is only searched for its
-# maximum (no autograd graph), in chunks small enough to stay in cache, so its memory is bounded
-# whatever the batch and it is read at cache speed.
-POOL_ELEMENTS = 1 << 17
+# maximum (no autograd graph), in chunks, so its memory is bounded whatever the batch. On a CPU
+# a chunk small enough to stay in cache is read at cache speed; a GPU wants few, large kernels.
+POOL_ELEMENTS = {"cpu": 1 << 17, "other": 1 << 24}
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,9 @@ def _factor_terms(f: Factors, convs: list[tuple[int, nn.Conv1d]]
     return base, c1, c2
 
 
-def _chunks(n: int, per_row: int) -> list[slice]:
-    step = max(1, POOL_ELEMENTS // max(per_row, 1))
+def _chunks(n: int, per_row: int, device: torch.device) -> list[slice]:
+    budget = POOL_ELEMENTS["cpu" if device.type == "cpu" else "other"]
+    step = max(1, budget // max(per_row, 1))
     return [slice(i, i + step) for i in range(0, n, step)]
 
 
@@ -155,7 +156,7 @@ def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
         other = c2
         if grad:  # filter-major: max over the last dimension returns its indices fastest
             y1, other = y1.transpose(1, 2).contiguous(), c2.transpose(1, 2).contiguous()
-        for rows in _chunks(len(f.sentence), width * filters):
+        for rows in _chunks(len(f.sentence), width * filters, base.device):
             z = y1.index_select(0, f.e1[rows])
             z += other.index_select(0, f.e2[rows])
             for k, region in enumerate(_regions(f, rows, width, segments)):
