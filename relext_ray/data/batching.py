@@ -135,8 +135,20 @@ def _tiles(pairs: np.ndarray, spans: np.ndarray, length: int, max_pairs: int,
     return pieces
 
 
+def _sentence_groups(sentence: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """[N] a group id per pair: each sentence's pairs cut at random into groups of ``size``."""
+    order = np.lexsort((rng.random(len(sentence)), sentence))
+    sorted_sentence = sentence[order]
+    starts = np.flatnonzero(np.r_[True, sorted_sentence[1:] != sorted_sentence[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    groups = np.empty(len(order), dtype=np.int64)
+    groups[order] = sorted_sentence.astype(np.int64) * (len(sentence) + 1) + rank // size
+    return groups
+
+
 def plan_batches(a: SplitArrays, max_pairs: int, max_tokens: int,
-                 rng: np.random.Generator | None = None, pool: int = 50) -> list[np.ndarray]:
+                 rng: np.random.Generator | None = None, pool: int = 50,
+                 pairs_per_sentence: int | None = None) -> list[np.ndarray]:
     """Pair-index batches of whole sentences of similar length, within the budgets.
 
     Args:
@@ -148,16 +160,22 @@ def plan_batches(a: SplitArrays, max_pairs: int, max_tokens: int,
             ``pool`` batches, pack, shuffle the batches. Without it (evaluation): sentences
             sorted by length.
         pool: Batches per length-sorting pool.
+        pairs_per_sentence: Training only: at most this many pairs of one sentence in a batch
+            (its pairs are cut, at random, into groups of this size that travel independently;
+            1 draws pairs independently, as per-pair training does). None keeps a sentence's
+            pairs together: the most sharing, the most alike pairs in a step.
 
     Returns:
         A list of [P] pair-index arrays covering every pair of ``a`` once.
     """
     if len(a) == 0:
         return []
-    by_sentence = np.argsort(a.sentence, kind="stable")
-    sent, first, count = np.unique(a.sentence[by_sentence], return_index=True,
-                                   return_counts=True)
-    lengths = a.sentences.lengths[sent]
+    groups = a.sentence
+    if rng is not None and pairs_per_sentence is not None:
+        groups = _sentence_groups(a.sentence, pairs_per_sentence, rng)
+    by_sentence = np.argsort(groups, kind="stable")
+    sent, first, count = np.unique(groups[by_sentence], return_index=True, return_counts=True)
+    lengths = a.lengths[by_sentence[first]]
     # distinct mentions per sentence (both sides), which the mention budget counts
     sp = a.spans[by_sentence]
     group = np.repeat(np.arange(len(sent)), count)
@@ -200,8 +218,10 @@ def plan_batches(a: SplitArrays, max_pairs: int, max_tokens: int,
 
 
 def iterate(a: SplitArrays, max_pairs: int, max_tokens: int, max_distance: int,
-            rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, Batch]]:
+            rng: np.random.Generator | None = None, pairs_per_sentence: int | None = None
+            ) -> Iterator[tuple[np.ndarray, Batch]]:
     """All of ``a`` in sentence batches: ([P] pair indices, the batch) pairs; shuffled with
     ``rng`` (training), sorted by length without it (evaluation)."""
-    for index in plan_batches(a, max_pairs, max_tokens, rng):
+    for index in plan_batches(a, max_pairs, max_tokens, rng,
+                              pairs_per_sentence=pairs_per_sentence):
         yield index, make_batch(a, index, max_distance)

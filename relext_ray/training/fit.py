@@ -129,7 +129,7 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         sums = {"loss": 0.0, "loss_class": 0.0, "loss_id": 0.0}
         n = 0
         for _, batch in iterate(train, cfg.train.batch_size, cfg.train.batch_tokens,
-                                  data.max_distance, rng):
+                                  data.max_distance, rng, cfg.train.pairs_per_sentence):
             b = batch.to(device)
             o = model(b)
             parts = objective(o, b.labels)
