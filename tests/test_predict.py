@@ -147,6 +147,61 @@ def test_bad_records_are_rejected_with_file_line_and_reason(sample_model, tmp_pa
     assert len(rows) == summary["pairs_scored"]
 
 
+def test_a_huge_record_ends_the_job_normally(sample_model, tmp_path):
+    """20,000 tokens and 400 mentions (80,000+ pairs of kept types): rejected with the reason,
+    the rest scored, the replica's peak memory reported."""
+    from relext_ray.tracking.runs import predict_tracked as predict
+
+    good = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:4]
+    types = sorted({e.type for s in good for e in s.entities})
+    huge = {"id": "huge", "tokens": [f"w{i % 97}" for i in range(20_000)],
+            "entities": [{"start": 50 * k, "end": 50 * k + 2, "type": types[k % len(types)]}
+                         for k in range(400)]}
+    path = tmp_path / "in" / "huge.jsonl"
+    path.parent.mkdir()
+    path.write_text("\n".join([json.dumps(good[0].to_dict()), json.dumps(huge),
+                               *(json.dumps(g.to_dict()) for g in good[1:])]) + "\n")
+    meta = json.loads((Path(sample_model) / "meta.json").read_text())
+    summary = predict(str(path), str(sample_model), tmp_path / "out", progress=False,
+                      track=False)
+    assert summary["max_tokens"] == 2 * meta["max_train_tokens"] < 20_000
+    assert (summary["sentences_read"], summary["sentences_predicted"],
+            summary["sentences_rejected"], summary["sentences_too_long"]) == (5, 4, 1, 1)
+    (reject,) = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert (reject["line"], reject["field"]) == (2, "tokens")
+    assert "20,000 tokens, more than the limit" in reject["reason"]
+    assert {r["sentence_id"] for r in read_output(tmp_path / "out")} == {g.id for g in good}
+    assert summary["replica_peak_rss_mb"] > 0
+
+
+def test_a_record_that_kills_its_replica_is_rejected_and_the_rest_scored(sample_model, tmp_path,
+                                                                        monkeypatch):
+    """The replica really dies (``os._exit``, as when killed for memory) each time it scores one
+    record: after two whole attempts its unit is scored record by record, that record alone is
+    rejected, and the job completes."""
+    from relext_ray.prediction.predictor import Predictor
+    from relext_ray.tracking.runs import predict_tracked as predict
+
+    sentences = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:12]
+    path = tmp_path / "in" / "poison.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(s.to_dict()) + "\n" for s in sentences))
+    poison = sentences[5]
+    monkeypatch.setenv("RELEXT_TEST_POISON_RECORD", poison.id)
+    summary = predict(str(path), str(sample_model), tmp_path / "out", chunk_size=4,
+                      progress=False, track=False)
+    assert (summary["sentences_read"], summary["sentences_predicted"],
+            summary["sentences_rejected"], summary["sentences_failed"]) == (12, 11, 1, 1)
+    (reject,) = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert reject["line"] == 6 and reject["reason"].startswith("replica died while scoring")
+    assert not (tmp_path / "out" / ".attempts").exists()
+    rows = by_key(read_output(tmp_path / "out"))
+    others = [s for s in sentences if s.id != poison.id]
+    direct = by_key(Predictor.load(sample_model).score(others).table.to_pylist())
+    assert rows.keys() == direct.keys()
+    assert all(abs(rows[k]["score"] - direct[k]["score"]) < 1e-5 for k in rows)
+
+
 def test_jsonl_output_one_file_per_unit_in_input_order(sample_model, tmp_path):
     from relext_ray.prediction.predictor import Predictor
     from relext_ray.tracking.runs import predict_tracked as predict

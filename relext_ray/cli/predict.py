@@ -26,7 +26,14 @@ def format_summary(s: dict[str, Any]) -> str:
         f"replica(s) ({s['scoring_pairs_per_second']:,.0f} pairs/s from the first unit's start "
         "to the last unit's end)",
         "units per node: " + ", ".join(f"{k} {v}" for k, v in s["units_per_node"].items()),
+        f"largest replica peak memory: {s['replica_peak_rss_mb']:,.0f} MiB",
     ]
+    if s.get("sentences_too_long"):
+        lines.append(f"{s['sentences_too_long']:,} records over the limit of {s['max_tokens']:,} "
+                     "tokens rejected (--max-tokens)")
+    if s.get("sentences_failed"):
+        lines.append(f"{s['sentences_failed']:,} records could not be scored (their replica died, "
+                     "or scoring raised): rejected, the rest of their units scored")
     if s.get("annotations_rejected") or s.get("documents_rejected"):
         lines.append(f"brat: {s['documents_rejected']} documents and "
                      f"{s['annotations_rejected']} annotations rejected")
@@ -58,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="input format (default: from each file's suffix)")
     p.add_argument("--output-format", choices=OUTPUT_FORMATS, default=OUTPUT_FORMATS[0])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="pairs per model batch")
+    p.add_argument("--max-tokens", type=int, default=None, help=(
+        "records of more tokens go to rejects.jsonl with the reason (0: no limit; default: "
+        "twice the longest sentence the model was trained on)"))
     p.add_argument("--chunk-size", type=int, default=DEFAULTS["chunk_size"],
                    help="records per unit of work and output file (brat: one document)")
     p.add_argument("--concurrency", type=int, default=DEFAULTS["concurrency"], help="model replicas")
@@ -80,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
             theta=args.theta, all_scores=args.all_scores, overwrite=args.overwrite,
             progress=not args.no_progress, track=not args.no_tracking,
-            experiment=args.experiment)
+            experiment=args.experiment, max_tokens=args.max_tokens)
         print(format_summary(summary))
         if summary.get("mlflow_run_id"):
             print(f"MLflow run {summary['mlflow_run_id']} in {tracking_uri()}")

@@ -232,7 +232,7 @@ def read_brat(txt_path: str | Path, opts: BratOptions = DEFAULT_OPTIONS) -> Read
         ents = sorted(by_sentence.get(k, []), key=lambda et: (et[0].start, et[0].end, et[0].type, et[1]))
         index = {tid: i for i, (_, tid) in enumerate(ents)}
         rels = tuple(Relation(index[a1], index[a2], rt) for rt, a1, a2 in per_sentence_rel.get(k, []))
-        result.sentences.append(
-            Sentence(f"{stem}:{k}", tuple(text[o] for o in offs), tuple(e for e, _ in ents), rels)
-        )
+        result.keep(
+            Sentence(f"{stem}:{k}", tuple(text[o] for o in offs), tuple(e for e, _ in ents), rels),
+            k + 1)
     return result

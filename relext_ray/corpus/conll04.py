@@ -109,7 +109,7 @@ def read_conll04(path: str | Path, start: int = 0, stop: int | None = None) -> R
     for idx in range(start, len(records) if stop is None else min(stop, len(records))):
         result.count("records_read")
         try:
-            result.sentences.append(record_to_sentence(records[idx], f"{stem}:{idx}"))
+            result.keep(record_to_sentence(records[idx], f"{stem}:{idx}"), idx + 1)
             result.count("records_kept")
         except RecordError as exc:
             result.rejects.append(Reject(str(path), idx + 1, str(exc), field=exc.field))

@@ -37,7 +37,7 @@ def read_jsonl(path: str | Path, start: int = 0, stop: int | None = None) -> Rea
                 )
                 continue
             try:
-                result.sentences.append(sentence_from_dict(obj, f"{stem}:{lineno}"))
+                result.keep(sentence_from_dict(obj, f"{stem}:{lineno}"), lineno)
                 result.count("records_kept")
             except RecordError as exc:
                 result.rejects.append(Reject(str(path), lineno, str(exc), field=exc.field))

@@ -70,6 +70,13 @@ class ReadResult:
     sentences: list[Sentence] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # Where each sentence came from, as ``Reject.line`` counts: the JSONL line, the CoNLL04
+    # record number, the sentence number of a brat document (all 1-based).
+    lines: list[int] = field(default_factory=list)
+
+    def keep(self, sentence: Sentence, line: int) -> None:
+        self.sentences.append(sentence)
+        self.lines.append(line)
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n

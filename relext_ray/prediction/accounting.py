@@ -14,7 +14,8 @@ from relext_ray.prediction.parts import part_rows
 COUNT_KEYS = (
     "sentences_read", "sentences_predicted", "sentences_rejected", "documents_rejected",
     "annotations_rejected", "pairs_scored", "pairs_filtered", "filtered_positives",
-    "gold_relations", "units", "blank_lines",
+    "gold_relations", "units", "blank_lines", "sentences_too_long",
+    "sentences_failed",
 )
 
 
@@ -29,6 +30,7 @@ class Accounting:
         self.files: dict[str, int] = {}
         self.units_per_node: Counter[str] = Counter()
         self.span = [float("inf"), float("-inf")]
+        self.peak_rss_kb = 0  # the largest peak resident memory a replica reported
 
     @property
     def rows_written(self) -> int:
@@ -42,6 +44,7 @@ class Accounting:
             self.units_per_node[payload["node"]] += 1
             self.span = [min(self.span[0], payload["span"][0]),
                          max(self.span[1], payload["span"][1])]
+        self.peak_rss_kb = max(self.peak_rss_kb, int(payload.get("peak_rss_kb", 0)))
         if payload.get("file"):
             if payload["file"] in self.files:
                 raise RelextError(f"accounting: {payload['file']} reported twice")
@@ -80,6 +83,7 @@ class Accounting:
         scoring = self.span[1] - self.span[0] if self.units_per_node else 0.0
         out["scoring_seconds"] = round(scoring, 3)
         out["scoring_pairs_per_second"] = round(self.rows_written / scoring, 1) if scoring else 0.0
+        out["replica_peak_rss_mb"] = round(self.peak_rss_kb / 1024, 1)
         out["relations_predicted"] = {k: int(self.relations.get(k, 0)) for k in self.labels}
         if out["gold_relations"]:
             s = scores_from_confusion(self.confusion, self.labels, out["filtered_positives"])

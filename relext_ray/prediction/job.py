@@ -14,6 +14,9 @@ shares (NFS or similar), as for any Ray Data write.
 from __future__ import annotations
 
 import json
+import os
+import resource
+import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -25,11 +28,14 @@ import pyarrow as pa
 
 from relext_ray.cluster.connect import assigned_cpus
 from relext_ray.corpus.brat import BratOptions
+from relext_ray.corpus.records import ReadResult, Reject, Sentence
 from relext_ray.corpus.sources import Unit, read_unit
 from relext_ray.data.transforms import rows_of
 from relext_ray.errors import RelextError
 from relext_ray.prediction.accounting import Accounting
+from relext_ray.prediction.attempts import FOLDER, WHOLE_ATTEMPTS, Attempts
 from relext_ray.prediction.inputs import plan_input
+from relext_ray.prediction.limits import reject_long, resolve_max_tokens
 from relext_ray.prediction.parts import (
     ACCOUNT_SCHEMA,
     pack_directory,
@@ -48,6 +54,8 @@ def _leftovers(out: Path) -> list[Path]:
 
 
 def _prepare_output(out: Path, overwrite: bool) -> None:
+    if (out / FOLDER).is_dir():  # the journal of an earlier job that did not finish
+        shutil.rmtree(out / FOLDER)
     if out.exists() and any(out.iterdir()):
         old = [p for p in out.iterdir() if p.name.startswith("part-") or p.name in OUTPUT_FILES]
         old += _leftovers(out)
@@ -60,11 +68,11 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
 
 
 def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
-            fmt: str | None = None, out_format: str = "parquet", batch_size: int = 512,
+            fmt: str | None = None, out_format: str = "parquet", batch_size: int = 1024,
             chunk_size: int = 1000, concurrency: int = 1, cpus_per_replica: float = 1.0,
             gpus_per_replica: float = 0.0, theta: float | None = None, all_scores: bool = False,
             overwrite: bool = False, progress: bool = True,
-            model_name: str | None = None) -> dict[str, Any]:
+            model_name: str | None = None, max_tokens: int | None = None) -> dict[str, Any]:
     """Run batch prediction; return the summary (also written to ``OUTPUT/summary.json``).
 
     Args:
@@ -74,6 +82,8 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
         output: The directory for part files, ``summary.json`` and ``rejects.jsonl``; on a
             multi-node cluster on storage every node shares.
         model_name: How the summary names the model (default: the checkpoint's path).
+        max_tokens: Records of more tokens go to ``rejects.jsonl`` (0: no limit; default:
+            twice the longest training sentence, ``prediction.limits``).
 
     Returns:
         The summary: counts that account for every sentence, relations predicted, scores
@@ -93,6 +103,7 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
     meta = json.loads((checkpoint_dir / "meta.json").read_text(encoding="utf-8"))
     labels = list(meta["labels"])
     used_theta = float(meta["theta"]) if theta is None else float(theta)
+    limit = resolve_max_tokens(max_tokens, meta)
     units = plan_input(input_spec, fmt, chunk_size)
     out = Path(output).resolve()
     _prepare_output(out, overwrite)
@@ -102,8 +113,9 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
     ctx.enable_progress_bars = progress
     # Ray Data restarts a replica that died (process killed, node lost) and reruns its unit;
     # the rerun replaces the unit's part file, and the unit's accounting reaches the driver
-    # once, from the attempt that finished. A unit that fails in our code fails the job
-    # instead of being skipped: nothing is dropped silently.
+    # once, from the attempt that finished. A record that kills its replica again and again is
+    # found and rejected (``prediction.attempts``), which bounds the reruns of a unit; a unit
+    # that fails in our code otherwise fails the job: nothing is dropped silently.
     ctx.max_errored_blocks = 0
     ds = ray.data.from_items([{"index": i, **asdict(u)} for i, u in enumerate(units)],
                              override_num_blocks=len(units))
@@ -111,10 +123,13 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
         UnitScorer, batch_size=1, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None,
+        max_task_retries=WHOLE_ATTEMPTS + chunk_size + 1,
         fn_constructor_kwargs={"checkpoint": [ray.put(pack_directory(checkpoint_dir))],
                                "output": str(out), "units": len(units),
                                "out_format": out_format, "theta": theta,
-                               "all_scores": all_scores, "batch_size": batch_size},
+                               "all_scores": all_scores, "batch_size": batch_size,
+                               "max_tokens": limit,
+                               "poison": os.environ.get("RELEXT_TEST_POISON_RECORD")},
     )
     account = Accounting(labels)
     with open(out / "rejects.jsonl", "w", encoding="utf-8") as rejects:
@@ -127,13 +142,14 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
                     rejects.write(payload + "\n")
     for tmp in _leftovers(out):
         tmp.unlink(missing_ok=True)
+    shutil.rmtree(out / FOLDER, ignore_errors=True)
     account.check(out, out_format)
     seconds = time.perf_counter() - t0
     summary = {
         "model": model_name or str(checkpoint_dir), "input": str(input_spec), "output": str(out),
         "output_format": out_format, "theta": used_theta, "replicas": concurrency,
         "cpus_per_replica": cpus_per_replica, "gpus_per_replica": gpus_per_replica,
-        **account.summary(),
+        "max_tokens": limit, **account.summary(),
         "seconds": round(seconds, 3),
         "pairs_per_second": round(account.rows_written / seconds, 1) if seconds else 0.0,
     }
@@ -147,8 +163,9 @@ class UnitScorer:
 
     def __init__(self, checkpoint: bytes | list[Any], output: str | Path, units: int,
                  out_format: str = "parquet", theta: float | None = None,
-                 all_scores: bool = False, batch_size: int = 512,
-                 brat: BratOptions | None = None, device: str = "auto") -> None:
+                 all_scores: bool = False, batch_size: int = 1024,
+                 brat: BratOptions | None = None, device: str = "auto",
+                 max_tokens: int | None = None, poison: str | None = None) -> None:
         """``checkpoint``: packed bytes, or ``[ObjectRef]`` to them (the driver puts the model in
         the object store once; a restarted replica fetches it again from there). ``output``
         must be reachable from every node that runs a replica (a shared filesystem)."""
@@ -168,7 +185,8 @@ class UnitScorer:
         self.predictor.checkpoint.config = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"eval_batch_size": batch_size})})
         self.output, self.units, self.fmt = Path(output), units, out_format
-        self.theta, self.all_scores = theta, all_scores
+        self.theta, self.all_scores, self.max_tokens = theta, all_scores, max_tokens
+        self.poison = poison
         self.brat = brat or BratOptions()
         self.schema = prediction_schema(self.predictor.labels, all_scores)
         self.node = _node_address()
@@ -187,14 +205,25 @@ class UnitScorer:
     def score_unit(self, index: int, unit: Unit) -> list[tuple[str, str]]:
         """Score one unit and write its part file; return its accounting and reject rows."""
         began = time.time()
+        attempts = Attempts(self.output, index)
+        earlier = attempts.begin()
         result = read_unit(unit, self.brat)
-        scored = self.predictor.score(result.sentences, self.theta, self.all_scores)
+        too_long = reject_long(result, unit.path, self.max_tokens)
+        scored, failed = None, []
+        if earlier < WHOLE_ATTEMPTS:
+            try:
+                self._poisoned(result.sentences)
+                scored = self.predictor.score(result.sentences, self.theta, self.all_scores)
+            except Exception:  # a record our code cannot score: find it, reject it, go on
+                scored = None
+        if scored is None:
+            scored, failed = self._score_each(result, unit.path, attempts)
         pairs = scored.table.cast(self.schema)
         name = None
         if pairs.num_rows:
             name = part_name(index, self.units, self.fmt)
             write_part(pairs, self.output / name, self.fmt)
-        sentence_rejects = [] if unit.corpus == "brat" else result.rejects
+        sentence_rejects = ([] if unit.corpus == "brat" else result.rejects) + too_long + failed
         counts: Counter[str] = Counter(
             units=1,
             sentences_read=len(result.sentences) + len(sentence_rejects),
@@ -209,13 +238,52 @@ class UnitScorer:
             filtered_positives=scored.filtered_positives,
             gold_relations=sum(len(s.relations) for s in result.sentences),
             blank_lines=result.counts.get("blank_lines", 0),
+            sentences_too_long=len(too_long),
+            sentences_failed=len(failed),
         )
         per_class = Counter(pairs.column("relation").to_pylist())
         payload = {"counts": dict(counts), "relations": dict(per_class),
                    "confusion": scored.confusion.tolist(), "file": name,
-                   "rows": pairs.num_rows, "node": self.node, "span": [began, time.time()]}
+                   "rows": pairs.num_rows, "node": self.node, "span": [began, time.time()],
+                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        attempts.done()
         return [("counts", json.dumps(payload))] + [
-            ("reject", json.dumps(r.to_dict(), ensure_ascii=False)) for r in result.rejects]
+            ("reject", json.dumps(r.to_dict(), ensure_ascii=False))
+            for r in [*result.rejects, *too_long, *failed]]
+
+    def _score_each(self, result: ReadResult, path: str, attempts: Attempts
+                    ) -> tuple[Any, list[Reject]]:
+        """Score a unit record by record (``prediction.attempts``): a record an earlier attempt
+        died on, or whose scoring raises, is rejected with the reason; the rest are scored.
+        ``result`` keeps the scored sentences only."""
+        from relext_ray.prediction.predictor import Scored
+
+        parts, failed, keep, lines = [], [], [], []
+        for k, (sentence, line) in enumerate(zip(result.sentences, result.lines, strict=True)):
+            reason = None
+            if k in attempts.died_on:
+                reason = "replica died while scoring this record (out of memory, or a crash)"
+            else:
+                attempts.scoring(k)
+                try:
+                    self._poisoned([sentence])
+                    parts.append(self.predictor.score([sentence], self.theta, self.all_scores))
+                except Exception as exc:
+                    reason = f"scoring failed: {type(exc).__name__}: {exc}"
+            if reason is None:
+                keep.append(sentence)
+                lines.append(line)
+            else:
+                failed.append(Reject(path, line, reason, field="record"))
+        attempts.scoring(None)
+        result.sentences, result.lines = keep, lines
+        return Scored.concat(parts, self.schema, len(self.predictor.labels)), failed
+
+    def _poisoned(self, sentences: list[Sentence]) -> None:
+        """Test-only: die, as a replica killed for memory would, on the record named by the
+        driver's ``RELEXT_TEST_POISON_RECORD`` (unset in normal use)."""
+        if self.poison is not None and any(s.id == self.poison for s in sentences):
+            os._exit(137)
 
 
 def _node_address() -> str:

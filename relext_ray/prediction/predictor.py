@@ -58,6 +58,17 @@ class Scored:
     filtered_positives: int
     confusion: np.ndarray  # gold × predicted (see ``metrics.confusion_matrix``)
 
+    @staticmethod
+    def concat(parts: list[Scored], schema: pa.Schema, n_labels: int) -> Scored:
+        """Several batches' results as one (an empty list: nothing scored)."""
+        confusion = np.zeros((n_labels + 1, n_labels), dtype=np.int64)
+        for p in parts:
+            confusion += p.confusion
+        table = pa.concat_tables([p.table.cast(schema) for p in parts]) if parts \
+            else schema.empty_table()
+        return Scored(table, sum(p.pairs_filtered for p in parts),
+                      sum(p.filtered_positives for p in parts), confusion)
+
 
 @dataclass
 class Predictor:

@@ -32,9 +32,13 @@ def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig
         shutil.rmtree(directory / "vocab")
     shutil.copytree(data.path / "vocab", directory / "vocab")
     shutil.copy2(data.path / "type_filter.json", directory / "type_filter.json")
+    train = data.splits.get("train")
     meta = {"labels": data.labels, "max_distance": data.max_distance, "mode": cfg.data.mode,
             "theta": cfg.loss.theta, "calibrated_theta": calibrated_theta,
-            "loss_variant": cfg.loss.variant}
+            "loss_variant": cfg.loss.variant,
+            # the longest sentence training saw: prediction's default record-length limit
+            "max_train_tokens": int(train.sentences.lengths.max())
+            if train is not None and len(train.sentences) else None}
     (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return directory
 
