@@ -39,6 +39,8 @@ class PrepareConfig(BaseModel):
     lowercase: bool = False
     chunk_size: int = Field(256, ge=1, description="records per unit of work")
     concurrency: int | None = Field(None, ge=1, description="parallel Ray tasks (default: all CPUs)")
+    max_tokens: int | None = Field(None, ge=1, description=(
+        "sentences of more tokens go to rejects.jsonl (field tokens) and count as too_long"))
     # brat only
     terminators: str = "。！？"
     wrap_width: int | Literal["auto"] | None = "auto"

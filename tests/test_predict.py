@@ -202,6 +202,41 @@ def test_a_record_that_kills_its_replica_is_rejected_and_the_rest_scored(sample_
     assert all(abs(rows[k]["score"] - direct[k]["score"]) < 1e-5 for k in rows)
 
 
+def test_duplicate_ids_are_made_unique_and_reported(sample_model, tmp_path):
+    from relext_ray.prediction.predictor import Predictor
+    from relext_ray.tracking.runs import predict_tracked as predict
+
+    good = read_jsonl(SAMPLE_DIR / "sample_test.jsonl").sentences[:4]
+    records = [{**g.to_dict(), "id": i} for g, i in zip(good, ["x", "y", "x", "x"], strict=True)]
+    path = tmp_path / "in" / "dups.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = predict(str(path), str(sample_model), tmp_path / "out", chunk_size=2,
+                      progress=False, track=False)
+    assert (summary["duplicate_ids"], summary["records_renamed"]) == (1, 2)
+    assert summary["duplicate_id_examples"] == {"x": 3}
+    rows = read_output(tmp_path / "out")
+    assert {r["sentence_id"] for r in rows} == {"x", "y", "x#2", "x#3"}
+    # each renamed record keeps its own pairs: the row counts of the four sentences differ
+    # only as the sentences do
+    per_id = {i: sum(r["sentence_id"] == i for r in rows) for i in ("x", "y", "x#2", "x#3")}
+    expected = [len(Predictor.load(sample_model).score([g]).table) for g in good]
+    assert list(per_id.values()) == expected
+
+
+def test_renames_never_clash_with_an_id_the_input_uses():
+    import pyarrow as pa
+
+    from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames
+
+    ids = pa.table({"unit": [0, 0, 1, 1], "line": [1, 2, 1, 2], "id": ["a", "a#2", "a", "b"]},
+                   schema=ID_SCHEMA)
+    renames, occurrences = plan_renames(ids)
+    assert occurrences == {"a": 2}
+    assert renames == {1: {1: "a#4"}}  # a#2 is taken by a record of the input
+    assert plan_renames(ids.slice(1, 3)) == ({}, {})
+
+
 def test_jsonl_output_one_file_per_unit_in_input_order(sample_model, tmp_path):
     from relext_ray.prediction.predictor import Predictor
     from relext_ray.tracking.runs import predict_tracked as predict

@@ -120,6 +120,30 @@ def test_rejects_are_written_and_the_run_goes_on(tmp_path):
     check_consistent(stats, out)
 
 
+def test_duplicate_ids_are_renamed_and_long_sentences_rejected(tmp_path):
+    data = tmp_path / "dups"
+    data.mkdir()
+    sents = generate(seed=4, sizes={"train": 30, "dev": 12})
+    write_jsonl(sents["train"], data / "c_train.jsonl")
+    dev = [s.to_dict() for s in sents["dev"]]
+    for k in (3, 7, 9):  # three records under the first record's id
+        dev[k]["id"] = dev[0]["id"]
+    longest = max(len(d["tokens"]) for d in dev)
+    dev[5]["tokens"] = dev[5]["tokens"] + ["x"] * (longest + 5)
+    (data / "c_dev.jsonl").write_text("".join(json.dumps(d) + "\n" for d in dev))
+    stats, out = run(tmp_path, "o", corpus="jsonl", data_dir=data, num_shards=3, chunk_size=4,
+                     max_tokens=longest + 2)
+    first = dev[0]["id"]
+    assert (stats["dev"]["duplicate_ids"], stats["dev"]["records_renamed"]) == (1, 3)
+    ids = sentence_table(out, "dev").column("sentence_id").to_pylist()
+    assert {first, f"{first}#2", f"{first}#3", f"{first}#4"} <= set(ids)  # no merge
+    (long_reject,) = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert (long_reject["line"], long_reject["field"]) == (6, "tokens")
+    assert stats["dev"]["too_long"] == 1 and stats["dev"]["sentences"] == 11
+    assert stats["dev"]["rejected"] == 0
+    check_consistent(stats, out)
+
+
 def test_rerun_replaces_earlier_output(tmp_path):
     _, out = run(tmp_path, "o", corpus="jsonl", data_dir=SAMPLE_DIR, num_shards=3)
     stats, out = run(tmp_path, "o", corpus="jsonl", data_dir=SAMPLE_DIR, num_shards=1)

@@ -31,6 +31,10 @@ def format_summary(s: dict[str, Any]) -> str:
     if s.get("sentences_too_long"):
         lines.append(f"{s['sentences_too_long']:,} records over the limit of {s['max_tokens']:,} "
                      "tokens rejected (--max-tokens)")
+    if s.get("duplicate_ids"):
+        lines.append(f"{s['duplicate_ids']:,} sentence ids occur more than once: "
+                     f"{s['records_renamed']:,} later records renamed <id>#2, #3, ... "
+                     "(summary.json lists examples)")
     if s.get("sentences_failed"):
         lines.append(f"{s['sentences_failed']:,} records could not be scored (their replica died, "
                      "or scoring raised): rejected, the rest of their units scored")

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"tokens rarer than this in training become <unk> (default "
                         f"{_d('min_freq')})")
     p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="sentences of more tokens go to rejects.jsonl (default: no limit)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="parallel Ray tasks per stage (default: as many as the cluster allows)")
     p.add_argument("--wrap-width", type=_wrap_width, default=_d("wrap_width"),
@@ -57,7 +59,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
             corpus=args.corpus, data_dir=args.data_dir, out=args.out, mode=args.mode,
             num_shards=args.num_shards, max_distance=args.max_distance,
             min_freq=args.min_freq, lowercase=args.lowercase, concurrency=args.concurrency,
-            wrap_width=args.wrap_width, terminators=args.terminators,
+            wrap_width=args.wrap_width, terminators=args.terminators, max_tokens=args.max_tokens,
         )
     except ValidationError as exc:
         raise readable(exc, "options") from None

@@ -179,3 +179,22 @@ def sentence_from_dict(obj: Any, default_id: str) -> Sentence:
     sid = _str(sid, "id")
     entities = check_entities(obj.get("entities", []), len(tokens))
     return Sentence(sid, tokens, entities, check_relations(obj.get("relations", []), len(entities)))
+
+
+def reject_long(result: ReadResult, path: str, max_tokens: int | None) -> list[Reject]:
+    """Remove the sentences of more than ``max_tokens`` tokens from ``result``; return their
+    rejects (file, line, field ``tokens``, the reason). The limit of ``--max-tokens`` in
+    predict and prepare: the work a sentence makes grows with its length and with the square of
+    its mentions, so one record could otherwise cost more than a whole corpus."""
+    if max_tokens is None:
+        return []
+    rejects, keep, lines = [], [], []
+    for s, line in zip(result.sentences, result.lines, strict=True):
+        if len(s.tokens) > max_tokens:
+            rejects.append(Reject(path, line, f"{len(s.tokens):,} tokens, more than the limit of "
+                                  f"{max_tokens:,} (--max-tokens)", field="tokens"))
+        else:
+            keep.append(s)
+            lines.append(line)
+    result.sentences, result.lines = keep, lines
+    return rejects

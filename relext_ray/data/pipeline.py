@@ -20,6 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 from ray.data.expressions import col
 
@@ -27,11 +29,13 @@ from relext_ray import __version__
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import PrepareConfig
 from relext_ray.corpus.brat import BratOptions
+from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames
 from relext_ray.corpus.sources import SPLITS, plan_units
 from relext_ray.data.arrays import LAYOUT
 from relext_ray.data.statistics import STAT_KEYS
 from relext_ray.data.transforms import (
     FeatureContext,
+    apply_renames,
     instance_counts,
     pair_rows,
     parse_units,
@@ -82,6 +86,30 @@ def _clear_outputs(out: Path) -> None:
             p.unlink()
 
 
+def _unique_ids(sentences: ray.data.Dataset, splits: list[str],
+                stats: dict[str, Counter[str]], par: dict[str, Any]) -> ray.data.Dataset:
+    """Sentences whose ids repeat within a split renamed (``corpus.duplicates``), counted in
+    the statistics (``duplicate_ids``, ``records_renamed``)."""
+    tables = [t for t in sentences.select_columns(["split", *ID_SCHEMA.names]).iter_batches(
+        batch_size=None, batch_format="pyarrow")]
+    ids = pa.concat_tables(tables) if tables else None
+    renames: dict[str, str] = {}
+    for split in splits:
+        if ids is None:
+            break
+        mine = ids.filter(pc.equal(ids.column("split"), split)).select(ID_SCHEMA.names)
+        by_line, repeated = plan_renames(mine.cast(ID_SCHEMA))
+        stats[split]["duplicate_ids"] += len(repeated)
+        for unit, lines in by_line.items():
+            for line, new in lines.items():
+                renames[f"{unit}:{line}"] = new
+                stats[split]["records_renamed"] += 1
+    if not renames:
+        return sentences
+    return sentences.map_batches(apply_renames, batch_format="pyarrow",
+                                 fn_kwargs={"renames": renames}, **par)
+
+
 def build_vocabularies(train: ray.data.Dataset, cfg: PrepareConfig
                        ) -> tuple[Vocabularies, TypeFilter]:
     tokens: Counter[str] = Counter()
@@ -115,11 +143,11 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     _clear_outputs(out)
 
     par = _compute(cfg)
-    items = [asdict(u) for u in units]
+    items = [{"index": i, **asdict(u)} for i, u in enumerate(units)]
     parsed = (
         ray.data.from_items(items, override_num_blocks=min(cfg.num_shards, len(items)))
         .map_batches(parse_units, batch_format="pyarrow", batch_size=None,
-                     fn_kwargs={"brat": brat_options(cfg)}, **par)
+                     fn_kwargs={"brat": brat_options(cfg), "max_tokens": cfg.max_tokens}, **par)
         .materialize()
     )
     timer.lap("read")
@@ -130,9 +158,11 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     for split, counts in _payloads(parsed.filter(expr=col("kind") == "counts", **par)):
         stats[split].update(counts)
     with open(out / "rejects.jsonl", "w", encoding="utf-8") as fh:
-        for split, reject in _payloads(parsed.filter(expr=col("kind") == "reject", **par)):
-            stats[split]["rejected"] += 1
-            fh.write(json.dumps(reject, ensure_ascii=False) + "\n")
+        for kind, key in (("reject", "rejected"), ("too_long", "too_long")):
+            for split, reject in _payloads(parsed.filter(expr=col("kind") == kind, **par)):
+                stats[split][key] += 1
+                fh.write(json.dumps(reject, ensure_ascii=False) + "\n")
+    sentences = _unique_ids(sentences, splits, stats, par)
     timer.lap("rejects")
 
     train = sentences.filter(expr=col("split") == "train", **par)

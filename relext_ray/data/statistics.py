@@ -28,6 +28,9 @@ STAT_KEYS = (
     "cross_sentence_entities",
     "relations_ignored",
     "annotations_ignored",
+    "too_long",
+    "duplicate_ids",
+    "records_renamed",
 )
 
 

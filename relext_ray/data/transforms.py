@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from relext_ray.corpus.brat import BratOptions
-from relext_ray.corpus.records import Entity, Relation, Sentence
+from relext_ray.corpus.records import Entity, Relation, Sentence, reject_long
 from relext_ray.corpus.sources import Unit, read_unit
 from relext_ray.data.subsample import document_of
 from relext_ray.instances.features import StackedFeatures, stack_features
@@ -27,8 +27,12 @@ from relext_ray.registry import Mode
 
 PARSED_SCHEMA = pa.schema([
     ("split", pa.string()),
-    ("kind", pa.string()),  # "sentence" | "reject" | "counts"
+    ("kind", pa.string()),  # "sentence" | "reject" | "too_long" | "counts"
     ("payload", pa.string()),
+    # sentences only: where they came from (unit index, line) and their id, for duplicate ids
+    ("unit", pa.int32()),
+    ("line", pa.int32()),
+    ("id", pa.string()),
 ])
 
 # A split is two tables: its sentences (stored once) and its pairs, keyed by sentence id.
@@ -79,25 +83,47 @@ def sentence_from_json(text: str) -> Sentence:
     )
 
 
-def parse_units(batch: Mapping[str, Any], brat: BratOptions) -> pa.Table:
-    """Units of work → one row per sentence, per reject and per unit's counters."""
-    splits, kinds, payloads = [], [], []
-    names = ("split", "corpus", "path", "start", "stop")
-    for split, corpus, path, start, stop in rows_of(batch, names):
+def parse_units(batch: Mapping[str, Any], brat: BratOptions,
+                max_tokens: int | None = None) -> pa.Table:
+    """Units of work → one row per sentence, per reject, per sentence over ``max_tokens``
+    (``too_long``, a reject row) and per unit's counters."""
+    cols: dict[str, list[Any]] = {name: [] for name in PARSED_SCHEMA.names}
+
+    def add(split: str, kind: str, payload: str, unit: int | None = None,
+            line: int | None = None, sid: str | None = None) -> None:
+        for name, value in zip(PARSED_SCHEMA.names, (split, kind, payload, unit, line, sid),
+                               strict=True):
+            cols[name].append(value)
+
+    names = ("index", "split", "corpus", "path", "start", "stop")
+    for index, split, corpus, path, start, stop in rows_of(batch, names):
         unit = Unit(split, corpus, path, int(start), None if stop is None else int(stop))
         result = read_unit(unit, brat)
-        for s in result.sentences:
-            splits.append(split)
-            kinds.append("sentence")
-            payloads.append(json.dumps(s.to_dict(), ensure_ascii=False))
+        for r in reject_long(result, path, max_tokens):
+            add(split, "too_long", json.dumps(replace(r, split=split).to_dict(),
+                                              ensure_ascii=False))
+        for s, line in zip(result.sentences, result.lines, strict=True):
+            add(split, "sentence", json.dumps(s.to_dict(), ensure_ascii=False), int(index), line,
+                s.id)
         for r in result.rejects:
-            splits.append(split)
-            kinds.append("reject")
-            payloads.append(json.dumps(r.to_dict(), ensure_ascii=False))
-        splits.append(split)
-        kinds.append("counts")
-        payloads.append(json.dumps(result.counts))
-    return pa.table({"split": splits, "kind": kinds, "payload": payloads}, schema=PARSED_SCHEMA)
+            add(split, "reject", json.dumps(r.to_dict(), ensure_ascii=False))
+        add(split, "counts", json.dumps(result.counts))
+    return pa.table(cols, schema=PARSED_SCHEMA)
+
+
+def apply_renames(batch: Mapping[str, Any], renames: dict[str, str]) -> pa.Table:
+    """Sentence rows with the new ids of duplicated ones (``renames``: ``"unit:line"`` → id)."""
+    t = batch if isinstance(batch, pa.Table) else pa.table(dict(batch))
+    payloads = []
+    for payload, unit, line in rows_of(t, ("payload", "unit", "line")):
+        new = renames.get(f"{unit}:{line}")
+        if new is not None:
+            d = json.loads(payload)
+            d["id"] = new
+            payload = json.dumps(d, ensure_ascii=False)
+        payloads.append(payload)
+    return t.set_column(t.schema.get_field_index("payload"), "payload",
+                        pa.array(payloads, pa.string()))
 
 
 def training_counts(batch: Mapping[str, Any], mode: Mode, lowercase: bool) -> pa.Table:

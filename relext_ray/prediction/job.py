@@ -28,18 +28,20 @@ import pyarrow as pa
 
 from relext_ray.cluster.connect import assigned_cpus
 from relext_ray.corpus.brat import BratOptions
-from relext_ray.corpus.records import ReadResult, Reject, Sentence
+from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames, rename
+from relext_ray.corpus.records import ReadResult, Reject, Sentence, reject_long
 from relext_ray.corpus.sources import Unit, read_unit
 from relext_ray.data.transforms import rows_of
 from relext_ray.errors import RelextError
 from relext_ray.prediction.accounting import Accounting
 from relext_ray.prediction.attempts import FOLDER, WHOLE_ATTEMPTS, Attempts
 from relext_ray.prediction.inputs import plan_input
-from relext_ray.prediction.limits import reject_long, resolve_max_tokens
+from relext_ray.prediction.limits import resolve_max_tokens
 from relext_ray.prediction.parts import (
     ACCOUNT_SCHEMA,
     pack_directory,
     part_name,
+    unit_ids,
     unpack_directory,
     write_part,
 )
@@ -117,13 +119,20 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
     # found and rejected (``prediction.attempts``), which bounds the reruns of a unit; a unit
     # that fails in our code otherwise fails the job: nothing is dropped silently.
     ctx.max_errored_blocks = 0
-    ds = ray.data.from_items([{"index": i, **asdict(u)} for i, u in enumerate(units)],
-                             override_num_blocks=len(units))
+    items = [{"index": i, **asdict(u)} for i, u in enumerate(units)]
+    # Sentence ids made unique first: output rows are keyed by them (``duplicates``).
+    id_rows = ray.data.from_items(items, override_num_blocks=len(units)).map_batches(
+        unit_ids, batch_size=1, batch_format="pyarrow", fn_kwargs={"brat": BratOptions()})
+    renames, duplicated = plan_renames(pa.concat_tables(
+        [ID_SCHEMA.empty_table(), *(t.cast(ID_SCHEMA) for t in id_rows.iter_batches(
+            batch_size=None, batch_format="pyarrow"))]))
+    ds = ray.data.from_items(
+        [{**item, "renames": json.dumps(renames.get(item["index"], {}))} for item in items],
+        override_num_blocks=len(units))
     accounted = ds.map_batches(
         UnitScorer, batch_size=1, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=cpus_per_replica, num_gpus=gpus_per_replica or None,
-        max_task_retries=WHOLE_ATTEMPTS + chunk_size + 1,
         fn_constructor_kwargs={"checkpoint": [ray.put(pack_directory(checkpoint_dir))],
                                "output": str(out), "units": len(units),
                                "out_format": out_format, "theta": theta,
@@ -150,6 +159,8 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
         "output_format": out_format, "theta": used_theta, "replicas": concurrency,
         "cpus_per_replica": cpus_per_replica, "gpus_per_replica": gpus_per_replica,
         "max_tokens": limit, **account.summary(),
+        "duplicate_ids": len(duplicated),
+        "duplicate_id_examples": dict(sorted(duplicated.items())[:10]),
         "seconds": round(seconds, 3),
         "pairs_per_second": round(account.rows_written / seconds, 1) if seconds else 0.0,
     }
@@ -194,20 +205,24 @@ class UnitScorer:
 
     def __call__(self, batch: Mapping[str, Any]) -> pa.Table:
         rows: list[tuple[str, str]] = []
-        for index, split, corpus, path, start, stop in rows_of(
-                batch, ("index", "split", "corpus", "path", "start", "stop")):
+        for index, split, corpus, path, start, stop, renames in rows_of(
+                batch, ("index", "split", "corpus", "path", "start", "stop", "renames")):
             unit = Unit(split, corpus, path, int(start), None if stop is None else int(stop))
-            rows += self.score_unit(int(index), unit)
+            rows += self.score_unit(int(index), unit,
+                                    {int(k): v for k, v in json.loads(renames).items()})
         return pa.Table.from_arrays([pa.array([k for k, _ in rows], pa.string()),
                                      pa.array([p for _, p in rows], pa.string())],
                                     schema=ACCOUNT_SCHEMA)
 
-    def score_unit(self, index: int, unit: Unit) -> list[tuple[str, str]]:
-        """Score one unit and write its part file; return its accounting and reject rows."""
+    def score_unit(self, index: int, unit: Unit, renames: dict[int, str] | None = None
+                   ) -> list[tuple[str, str]]:
+        """Score one unit and write its part file; return its accounting and reject rows.
+        ``renames``: new ids of this unit's records by line (``duplicates``)."""
         began = time.time()
         attempts = Attempts(self.output, index)
         earlier = attempts.begin()
         result = read_unit(unit, self.brat)
+        rename(result, renames or {})
         too_long = reject_long(result, unit.path, self.max_tokens)
         scored, failed = None, []
         if earlier < WHOLE_ATTEMPTS:
@@ -240,6 +255,7 @@ class UnitScorer:
             blank_lines=result.counts.get("blank_lines", 0),
             sentences_too_long=len(too_long),
             sentences_failed=len(failed),
+            records_renamed=len(renames or {}),
         )
         per_class = Counter(pairs.column("relation").to_pylist())
         payload = {"counts": dict(counts), "relations": dict(per_class),

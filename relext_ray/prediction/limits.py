@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from relext_ray.corpus.records import ReadResult, Reject
-
 FALLBACK_MAX_TOKENS = 512
 
 
@@ -32,20 +30,3 @@ def resolve_max_tokens(requested: int | None, meta: dict[str, Any]) -> int | Non
 
         raise RelextError(f"--max-tokens must be 0 (no limit) or positive, got {requested}")
     return requested or None
-
-
-def reject_long(result: ReadResult, path: str, max_tokens: int | None) -> list[Reject]:
-    """Remove the sentences of more than ``max_tokens`` tokens from ``result``; return their
-    rejects (file, line, field ``tokens``, the reason)."""
-    if max_tokens is None:
-        return []
-    rejects, keep, lines = [], [], []
-    for s, line in zip(result.sentences, result.lines, strict=True):
-        if len(s.tokens) > max_tokens:
-            rejects.append(Reject(path, line, f"{len(s.tokens):,} tokens, more than the limit of "
-                                  f"{max_tokens:,} (--max-tokens)", field="tokens"))
-        else:
-            keep.append(s)
-            lines.append(line)
-    result.sentences, result.lines = keep, lines
-    return rejects

@@ -17,10 +17,17 @@ import os
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from relext_ray.corpus.brat import BratOptions
+from relext_ray.corpus.duplicates import ID_SCHEMA
+from relext_ray.corpus.sources import Unit, read_unit
+from relext_ray.data.transforms import rows_of
 
 OUTPUT_FORMATS = ("parquet", "jsonl")
 ACCOUNT_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
@@ -64,3 +71,18 @@ def part_rows(path: Path, fmt: str) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
+
+
+def unit_ids(batch: Mapping[str, Any], brat: BratOptions) -> pa.Table:
+    """Units → one row per sentence read (``corpus.duplicates.ID_SCHEMA``): the unit's index,
+    the sentence's line, its id."""
+    units, lines, ids = [], [], []
+    for index, split, corpus, path, start, stop in rows_of(
+            batch, ("index", "split", "corpus", "path", "start", "stop")):
+        result = read_unit(Unit(split, corpus, path, int(start),
+                                None if stop is None else int(stop)), brat)
+        units.extend([int(index)] * len(result.sentences))
+        lines.extend(result.lines)
+        ids.extend(s.id for s in result.sentences)
+    return pa.table({"unit": pa.array(units, pa.int32()), "line": pa.array(lines, pa.int32()),
+                     "id": pa.array(ids, pa.string())}, schema=ID_SCHEMA)
