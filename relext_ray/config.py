@@ -137,7 +137,9 @@ class TrainConfig(BaseModel):
     pairs_per_sentence: int | None = Field(1, ge=1, description=(
         "at most this many pairs of one sentence in a training batch (1: pairs drawn "
         "independently, as per-pair training; null: whole sentences, the most sharing)"))
-    batch_tokens: int = Field(16384, ge=1, description=(
+    # 256 pairs of 256 sentences of 100-200 tokens fit: the budget bounds memory, it does not
+    # change the batch size on normal data.
+    batch_tokens: int = Field(65536, ge=1, description=(
         "padded tokens per batch, of sentences (sentences × longest) and of mentions each: "
         "bounds a batch's memory whatever a sentence's pair count"))
     lr: float = Field(1e-3, gt=0)
