@@ -159,8 +159,10 @@ def main() -> None:
 
     if not any(args.corpus.glob("*.jsonl")):
         source = Source.load(str(args.model))
+        # at least four files, so that two processes (plain-x2) share them evenly
         write(args.sentences, args.corpus, source,
-              Shape.of_corpus(source.corpus, args.like or source.data_dir))
+              Shape.of_corpus(source.corpus, args.like or source.data_dir),
+              per_file=min(100_000, -(-args.sentences // 4)))
     if len(list(args.corpus.glob("*.jsonl"))) < 2:
         raise SystemExit(f"{args.corpus}: plain-x2 needs at least two .jsonl files")
     results = {}
