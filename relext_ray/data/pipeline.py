@@ -90,13 +90,13 @@ def _unique_ids(sentences: ray.data.Dataset, splits: list[str],
                 stats: dict[str, Counter[str]], par: dict[str, Any]) -> ray.data.Dataset:
     """Sentences whose ids repeat within a split renamed (``corpus.duplicates``), counted in
     the statistics (``duplicate_ids``, ``records_renamed``)."""
-    tables = [t for t in sentences.select_columns(["split", *ID_SCHEMA.names]).iter_batches(
-        batch_size=None, batch_format="pyarrow")]
-    ids = pa.concat_tables(tables) if tables else None
+    tables = list(sentences.select_columns(["split", *ID_SCHEMA.names]).iter_batches(
+        batch_size=None, batch_format="pyarrow"))
+    if not tables:
+        return sentences
+    ids = pa.concat_tables(tables)
     renames: dict[str, str] = {}
     for split in splits:
-        if ids is None:
-            break
         mine = ids.filter(pc.equal(ids.column("split"), split)).select(ID_SCHEMA.names)
         by_line, repeated = plan_renames(mine.cast(ID_SCHEMA))
         stats[split]["duplicate_ids"] += len(repeated)

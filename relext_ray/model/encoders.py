@@ -166,6 +166,9 @@ def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
                 else:
                     zk = z if region is None else z.masked_fill(~region.unsqueeze(2), NEG)
                     parts[k].append(zk.amax(dim=1))  # [p, F]
+    # which pairs have a token in each PCNN segment (an empty segment pools to zeros)
+    has_token = [(seg & f.mask[f.sentence]).any(dim=1) for seg in _segments(f.spans, width)] \
+        if segments else [None]
     out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     for k in range(n_regions):
         got = torch.cat(parts[k]) if parts[k] else base.new_zeros(
@@ -177,10 +180,7 @@ def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
             at_other = (f.e2.unsqueeze(1) * width + got) * filters + ar
             got = base.reshape(-1).take(at_base) + c1.reshape(-1).take(at_mention) + \
                 c2.reshape(-1).take(at_other)
-        has = None
-        if segments:
-            has = (_segments(f.spans, width)[k] & f.mask[f.sentence]).any(dim=1)
-        out.append((got, has))
+        out.append((got, has_token[k]))
     return out
 
 
