@@ -200,9 +200,10 @@ def test_search_survives_a_killed_worker_node(cluster, tmp_path):
 
 def test_prediction_spreads_and_survives_a_killed_worker_node(cluster, sample_model, tmp_path):
     """Kill: every process of a worker node that hosts a prediction replica, once some part
-    files are written. Verified: the job succeeds; every kept pair of the corpus is in the
-    output exactly once with the model's own prediction; the summary's counts add up; units
-    were scored on at least two nodes."""
+    files are written; the other replica is paused meanwhile. Verified: the lost replica is
+    replaced on a live node while the job runs; the job succeeds; every kept pair of the corpus
+    is in the output exactly once with the model's own prediction; the summary's counts add up;
+    units were scored on at least two nodes."""
     from relext_ray.corpus.jsonl import read_jsonl
     from relext_ray.data.synth import Shape, Source, write
     from relext_ray.prediction.predictor import Predictor
@@ -216,30 +217,40 @@ def test_prediction_spreads_and_survives_a_killed_worker_node(cluster, sample_mo
                            "--output", str(out), "--concurrency", "2", "--chunk-size", "50",
                            "--batch-size", "64", "--no-progress"], tmp_path / "job.log")
     workers = {cluster.ip(k): k for k in range(1, len(cluster.namespaces))}
-    deadline, victim = time.time() + 300, None
+    deadline, victim, others = time.time() + 300, None, []
     while time.time() < deadline and job.poll() is None and victim is None:
         if len(list(out.glob("part-*.parquet"))) >= 4:
-            on_workers = [a["ip"] for a in ask(cluster, "actors", "UnitScorer")
-                          if a["ip"] in workers and a["state"] == "ALIVE"]
+            alive = [a for a in ask(cluster, "actors", "UnitScorer") if a["state"] == "ALIVE"]
+            on_workers = [a["ip"] for a in alive if a["ip"] in workers]
             victim = on_workers[0] if on_workers else None
+            others = [a for a in alive if a["ip"] != victim]
         time.sleep(0.3)
     assert victim, (tmp_path / "job.log").read_text()[-3000:]
-    done_before = len(list(out.glob("part-*.parquet")))
-    cluster.kill_node(workers[victim])
-    # The lost replica is replaced on a node that is still alive, while the job runs.
-    replaced = False
-    while job.poll() is None and not replaced:
-        ips = [a["ip"] for a in ask(cluster, "actors", "UnitScorer") if a["state"] == "ALIVE"]
-        replaced = len(ips) == 2 and victim not in ips
-        time.sleep(0.5)
-    done_at_replacement = len(list(out.glob("part-*.parquet")))
+    # One CPU per replica: the lost replica can only come back on the node that had none.
+    spare = ({cluster.ip(k) for k in range(len(cluster.namespaces))}
+             - {victim} - {a["ip"] for a in others})
+    # The other replica is paused (SIGSTOP) until a part file is written after the kill: with
+    # it paused, only a replacement can write one, so the job cannot end on the survivor alone
+    # however fast scoring is. Part files appear by rename, so a paused writer adds none.
+    for a in others:
+        _signal(a["pid"], signal.SIGSTOP)
+    try:
+        cluster.kill_node(workers[victim])
+        done_before = len(list(out.glob("part-*.parquet")))
+        deadline = time.time() + 300
+        while (job.poll() is None and time.time() < deadline
+               and len(list(out.glob("part-*.parquet"))) <= done_before + 1):
+            time.sleep(0.3)
+        done_at_replacement = len(list(out.glob("part-*.parquet")))
+    finally:
+        for a in others:
+            _signal(a["pid"], signal.SIGCONT)
     try:
         finish(job, tmp_path / "job.log", 600)
     finally:
         replace_node(cluster, workers[victim])
-    assert replaced and done_at_replacement < 160, "the job ended before the replica was replaced"
-    print(f"killed {victim} after {done_before} of 160 units; replica replaced after "
-          f"{done_at_replacement}")
+    print(f"killed {victim} after {done_before} of 160 units; {done_at_replacement} written "
+          f"before the paused replica went on")
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["units"] == 160 and summary["files"] > done_before
@@ -254,6 +265,8 @@ def test_prediction_spreads_and_survives_a_killed_worker_node(cluster, sample_mo
     assert not list(out.glob(".part-*"))
     assert len(summary["units_per_node"]) >= 2, summary["units_per_node"]
     assert set(summary["units_per_node"]) <= {cluster.ip(k) for k in range(3)}
+    assert len(spare) == 1 and summary["units_per_node"].get(spare.pop(), 0) > 0, \
+        f"the lost replica was not replaced while the job ran: {summary['units_per_node']}"
 
 
 def _cmdline(pid: int) -> bytes:
