@@ -18,11 +18,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "relext_ray"
 
-# Bottom first. The top-level modules errors, registry and config are the shared base; the two
-# top-level shims (python -m relext_ray.predict / .train) belong to the commands.
+# Bottom first. The top-level modules errors, registry, config and console are the shared
+# base; the two top-level shims (python -m relext_ray.predict / .train) belong to the commands.
 STAGES = ("base", "cluster", "corpus", "instances", "data", "model", "training", "prediction",
           "tracking", "search", "reproduce", "cli")
-BASE = {"errors", "registry", "config", "__init__"}
+BASE = {"errors", "registry", "config", "console", "__init__"}
 SHIMS = {"predict", "train"}
 RAY_GLUE = {
     "relext_ray.cluster.connect",  # joining a cluster; what a worker was given
@@ -33,6 +33,7 @@ RAY_GLUE = {
     "relext_ray.search.trainable",  # the Tune trainable
     "relext_ray.search.resume",  # Tune's snapshot, searcher and callbacks on resume
     "relext_ray.search.tuner",  # the Tuner
+    "relext_ray.search.progress",  # the search's console lines, a Tune callback
     "relext_ray.search.folder",  # Tune's experiment folder
     "relext_ray.reproduce.runner",  # the study's runs as Tune trials
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,11 @@ def test_synthetic_records_are_valid_deterministic_and_use_the_source(sample_mod
     assert {e.type for s in sentences for e in s.entities} <= types
     assert {r.type for s in sentences for r in s.relations} <= set(source.relation_types)
     assert sum(len(s.relations) for s in sentences) > 0
+    # entity types as frequent as in the corpus the shape comes from
+    want = Counter(t for t in shape.entity_types.tolist() if t in types)
+    got = Counter(e.type for s in sentences for e in s.entities)
+    for t in types:  # ~2,000 mentions: a share's standard error is about 0.011
+        assert abs(got[t] / got.total() - want[t] / want.total()) < 0.06, (t, got, want)
     mean_len = np.mean([len(s.tokens) for s in sentences])
     assert abs(mean_len - shape.lengths.mean()) < 0.15 * shape.lengths.mean()
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from relext_ray import console
 from relext_ray.errors import cli_exit
 from relext_ray.prediction.job import predict
 from relext_ray.registry import INPUT_SUFFIXES, OUTPUT_FORMATS
@@ -82,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="decision threshold (default: the model's own)")
     p.add_argument("--all-scores", action="store_true", help="add every class's score")
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions")
-    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
     p.add_argument("--experiment", default="relext-predict", help="MLflow experiment")
+    console.add_options(p)
     args = p.parse_args(argv)
+    console.from_options(args)
 
     def body() -> None:
         summary = predict_tracked(
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, chunk_size=args.chunk_size, concurrency=args.concurrency,
             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
             theta=args.theta, all_scores=args.all_scores, overwrite=args.overwrite,
-            progress=not args.no_progress, track=not args.no_tracking,
+            progress=console.progress_enabled(), track=not args.no_tracking,
             experiment=args.experiment, max_tokens=args.max_tokens)
         print(format_summary(summary))
         if summary.get("mlflow_run_id"):

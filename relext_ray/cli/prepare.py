@@ -8,6 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
+from relext_ray import console
 from relext_ray.config import PrepareConfig, default, readable
 from relext_ray.errors import cli_exit
 from relext_ray.registry import CORPORA, MODES
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminators", default=_d("terminators"),
                    help="brat: sentence-ending characters")
     p.add_argument("--json", action="store_true", help="print stats as JSON instead of a table")
+    console.add_options(p)
     return p
 
 
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.from_options(args)
     return cli_exit(lambda: run(args))
 
 

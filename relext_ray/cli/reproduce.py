@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from relext_ray import console
 from relext_ray.errors import RelextError, cli_exit
 from relext_ray.reproduce.report import plot_fig3, render
 from relext_ray.reproduce.study import BUDGETS, CORPORA, FIG3_RATIOS, SYSTEMS, plan
@@ -130,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", default="relext-reproduce")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true")
+    console.add_options(p)
     args = p.parse_args(argv)
+    console.from_options(args)
 
     def body() -> None:
         budget = BUDGETS[args.budget]

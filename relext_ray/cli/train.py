@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from relext_ray import console
 from relext_ray.config import load_experiment
 from relext_ray.errors import cli_exit
 from relext_ray.tracking.runs import cv_tracked, run_tracked, tracking_uri
@@ -20,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a config value, e.g. --set model.use_tag=false (repeatable)")
     p.add_argument("--cv", type=int, default=None, metavar="K",
                    help="k-fold cross-validation over train+dev instead of one run")
+    console.add_options(p)
     args = p.parse_args(argv)
+    console.from_options(args)
 
     def body() -> None:
         cfg = load_experiment(args.config, args.overrides)

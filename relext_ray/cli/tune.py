@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from relext_ray import console
 from relext_ray.cluster.connect import shutdown_ray
 from relext_ray.config import load_search
 from relext_ray.errors import cli_exit
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                         "checkpoint, the MLflow parent run is continued")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier search of the same name and storage path")
+    console.add_options(p)
     args = p.parse_args(argv)
+    console.from_options(args)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite exclude each other")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import ray
+
+from relext_ray import console
 
 
 def init_ray(num_cpus: int | None = None) -> None:
@@ -13,15 +14,16 @@ def init_ray(num_cpus: int | None = None) -> None:
 
     ``num_cpus`` applies only to a local instance (benchmarks use it to vary the workers).
     """
-    # Ray Data's per-stage INFO lines drown the tables we print; its progress bars still show.
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    console.configure()  # what Ray logs, before it starts anything that inherits it
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
+    quiet = {"log_to_driver": False, "logging_level": console.level()}
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, **quiet)
     else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
+    console.configure()  # Ray Data sets its loggers up when first used
 
 
 def assigned_cpus() -> int | None:

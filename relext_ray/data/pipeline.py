@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import ray
 from ray.data.expressions import col
 
-from relext_ray import __version__
+from relext_ray import __version__, console
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import PrepareConfig
 from relext_ray.corpus.brat import BratOptions
@@ -138,6 +138,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     timer = _StageTimer()
     units = plan_units(cfg.corpus, cfg.data_dir, cfg.chunk_size)
     init_ray()
+    ray.data.DataContext.get_current().enable_progress_bars = console.progress_enabled()
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _clear_outputs(out)

@@ -33,18 +33,23 @@ class Shape:
     lengths: np.ndarray
     entity_counts: np.ndarray
     mention_lengths: np.ndarray
+    # The type of every training mention: types are drawn as often as the corpus has them, so
+    # the share of pairs the type filter keeps (the work per sentence) is the corpus's too.
+    entity_types: np.ndarray | None = None
 
     @classmethod
     def of_corpus(cls, corpus: str, data_dir: str | Path) -> Shape:
-        lengths, counts, mentions = [], [], []
+        lengths, counts, mentions, types = [], [], [], []
         for path in discover(corpus, data_dir)["train"]:
             for s in read_unit(Unit("train", corpus, str(path))).sentences:
                 lengths.append(len(s.tokens))
                 counts.append(len(s.entities))
                 mentions.extend(e.end - e.start for e in s.entities)
+                types.extend(e.type for e in s.entities)
         if not lengths:
             raise RelextError(f"no training sentences in {data_dir} to draw lengths from")
-        return cls(np.array(lengths), np.array(counts), np.array(mentions or [1]))
+        return cls(np.array(lengths), np.array(counts), np.array(mentions or [1]),
+                   np.array(types) if types else None)
 
 
 @dataclass
@@ -85,6 +90,10 @@ def generate(n: int, source: Source, shape: Shape, rng: np.random.Generator,
     entity_types = sorted({t for combo in source.type_filter.combos for t in combo})
     if not entity_types or not source.relation_types:
         raise RelextError("the source has no entity or relation types (no training relations)")
+    known = set(entity_types)
+    observed = [t for t in (shape.entity_types if shape.entity_types is not None else [])
+                if t in known]
+    type_pool = observed or entity_types  # the corpus's frequencies, else uniform
     for k in range(n):
         length = int(rng.choice(shape.lengths))
         picks = np.minimum(np.searchsorted(cdf, rng.random(length)), len(words) - 1)
@@ -99,7 +108,7 @@ def generate(n: int, source: Source, shape: Shape, rng: np.random.Generator,
                 continue  # keep mentions apart, as in the corpora
             taken[start:start + span] = True
             entities.append({"start": start, "end": start + span,
-                             "type": entity_types[int(rng.integers(len(entity_types)))]})
+                             "type": type_pool[int(rng.integers(len(type_pool)))]})
         entities.sort(key=lambda e: e["start"])
         relations = []
         for a in range(len(entities)):

@@ -22,10 +22,12 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from relext_ray import console
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import SearchConfig, TuneExperimentConfig, with_values
 from relext_ray.data.prepared import ensure_prepared
 from relext_ray.search import folder
+from relext_ray.search.progress import TrialProgress
 from relext_ray.search.results import best_result, plots, ranked, ranked_table, study_trials
 from relext_ray.search.resume import (
     FINISHED,
@@ -69,7 +71,8 @@ def _new_tuner(cfg: TuneExperimentConfig, trainable: Any, callbacks: list[Any]) 
             scheduler=scheduler),
         run_config=tune.RunConfig(
             name=cfg.name, storage_path=str(experiment_dir(cfg).parent), callbacks=callbacks,
-            verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            verbose=1 if console.is_verbose() else 0,
+            failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)),
     )
 
@@ -128,7 +131,9 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                 config, "search_config.json")
             folder.write_record(exp_dir, RECORD, parent.info.run_id, uri, config)
             # markers first: a run finished in MLflow always has its marker
-            tuner = _new_tuner(cfg, trainable, [markers, trials_cb])
+            progress = TrialProgress(s.num_samples, list(s.space), exp_cfg.train.epochs,
+                                     exp_cfg.train.patience, s.metric)
+            tuner = _new_tuner(cfg, trainable, [markers, trials_cb, progress])
         grid = tuner.fit()
         results = ranked(grid)
         best = best_result(grid, s.metric, s.mode)
@@ -166,4 +171,4 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                 "best_run_id": run_id, "model_uri": model_uri, "trials": len(results),
                 "trial_epochs": sum(r["epochs"] for r in results),
                 "best_trial_metric": float(best.metrics[s.metric]),
-                "result": result, "importances": importances}
+                "result": result, "importances": importances, "ranked": results}

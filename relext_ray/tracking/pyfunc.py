@@ -3,14 +3,38 @@ takes canonical records and returns one row per scored entity pair.
 
 Logged as a model from code: MLflow keeps this file with the model and runs it to load the
 model (``set_model`` below), so loading unpickles nothing; the weights are the checkpoint
-artifact, read with ``weights_only``.
+artifact, read with ``weights_only``. The input type (``Record``) is the model's signature:
+MLflow checks each record against it, and the MLflow UI shows it.
 """
 
 import mlflow.models
 import mlflow.pyfunc
 import pandas as pd
+import pydantic
 
 from relext_ray.corpus.records import sentence_from_dict
+
+
+class Mention(pydantic.BaseModel):
+    start: int
+    end: int
+    type: str
+
+
+class GoldRelation(pydantic.BaseModel):
+    head: int
+    tail: int
+    type: str
+
+
+class Record(pydantic.BaseModel):
+    """A canonical record: tokens, entity mentions (token offsets, end exclusive), and
+    optionally an id and gold relations (which are scored against)."""
+
+    tokens: list[str]
+    entities: list[Mention]
+    id: str | None = None
+    relations: list[GoldRelation] | None = None
 
 
 class RelationExtractor(mlflow.pyfunc.PythonModel):
@@ -20,13 +44,12 @@ class RelationExtractor(mlflow.pyfunc.PythonModel):
         self.checkpoint_dir = context.artifacts["checkpoint"]
         self.predictor = Predictor.load(self.checkpoint_dir)
 
-    def predict(self, context, model_input: pd.DataFrame,
+    def predict(self, context, model_input: list[Record],
                 params: dict[str, float] | None = None) -> pd.DataFrame:
-        """``model_input``: a DataFrame (or list of dicts) of canonical records with ``tokens``
-        and ``entities`` (``id`` optional); ``params``: optional ``theta``."""
-        records = model_input.to_dict("records") if isinstance(model_input, pd.DataFrame) \
-            else list(model_input)
-        sentences = [sentence_from_dict(r, f"row:{i}") for i, r in enumerate(records)]
+        """``model_input``: canonical records (dicts or a DataFrame of them); ``params``:
+        optional ``theta`` (its default is the model's own threshold)."""
+        sentences = [sentence_from_dict(r.model_dump(exclude_none=True), f"row:{i}")
+                     for i, r in enumerate(model_input)]
         theta = (params or {}).get("theta")
         return self.predictor.score(sentences, theta=theta).table.to_pandas()
 

@@ -19,6 +19,7 @@ from typing import Any
 import mlflow
 import numpy as np
 
+from relext_ray import console
 from relext_ray.config import ExperimentConfig, flatten
 from relext_ray.errors import RelextError
 from relext_ray.model.decision import top_class
@@ -142,6 +143,26 @@ def log_scores(name: str, s: Scores, labels: list[str], directory: Path) -> None
     mlflow.log_metrics({f"{name}_error_{k}": v for k, v in s.error_breakdown.items()})
 
 
+EXAMPLE_RECORD = {"id": "example:0", "tokens": ["Anna", "Berg", "works", "for", "Acme", "."],
+                  "entities": [{"start": 0, "end": 2, "type": "Peop"},
+                               {"start": 4, "end": 5, "type": "Org"}]}
+
+
+@contextmanager
+def mlflow_notices_off() -> Iterator[None]:
+    """Hide the notices MLflow prints itself while registering a model ("Successfully
+    registered model ...", "Created version ..."), unless verbose; its errors still raise."""
+    from mlflow.utils import logging_utils
+
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    before = stream.enabled
+    stream.enabled = before and console.is_verbose()
+    try:
+        yield
+    finally:
+        stream.enabled = before
+
+
 CHAMPION = "champion"  # the alias a search moves to its best model; predict's default model
 
 
@@ -152,13 +173,17 @@ def log_model(checkpoint: Path, register_as: str | None = None, alias: str | Non
         The model's URI: ``models:/<name>@<alias>``, ``models:/<name>/<version>`` for a model
         registered without an alias, else the logged model's own URI.
     """
+    from relext_ray.prediction.predictor import Predictor
     from relext_ray.tracking import pyfunc
 
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=pyfunc.__file__,
-        artifacts={"checkpoint": str(checkpoint)},
-        registered_model_name=register_as,
-    )
+    # The example gives the signature its ``theta`` parameter, whose default must be the
+    # model's own threshold (MLflow fills defaults in).
+    theta = Predictor.load(checkpoint).default_theta()
+    with mlflow_notices_off():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=pyfunc.__file__,
+            artifacts={"checkpoint": str(checkpoint)}, registered_model_name=register_as,
+            input_example=([EXAMPLE_RECORD], {"theta": theta}))
     if register_as is None or info.registered_model_version is None:
         return info.model_uri
     if alias is None:

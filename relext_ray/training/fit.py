@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from relext_ray import console
 from relext_ray.config import ExperimentConfig
 from relext_ray.data.arrays import SplitArrays
 from relext_ray.data.batching import iterate
@@ -128,6 +129,9 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         model.train()
         sums = {"loss": 0.0, "loss_class": 0.0, "loss_id": 0.0}
         n = 0
+        # In a terminal: pairs done, pairs/s and the epoch's time left.
+        bar = console.progress_bar(len(train.labels), f"epoch {epoch}/{cfg.train.epochs}",
+                                   unit="pair")
         for _, batch in iterate(train, cfg.train.batch_size, cfg.train.batch_tokens,
                                   data.max_distance, rng, cfg.train.pairs_per_sentence):
             b = batch.to(device)
@@ -142,6 +146,9 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
             sums["loss"] += loss.item() * k
             sums["loss_class"] += l_class.item() * k
             sums["loss_id"] += (l_id.item() if l_id is not None else 0.0) * k
+            bar.update(k)
+            bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", refresh=False)
+        bar.close()
         epoch_seconds.append(time.perf_counter() - t0)
         matrix = decision_matrix(model, cfg, dev, data.max_distance, device)
         dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
