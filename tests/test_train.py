@@ -175,3 +175,23 @@ def test_files_that_would_unpickle_code_are_refused(tmp_path, sample_model):
     with pytest.raises(RelextError, match="not a training state"):
         FitState.load(tmp_path / "fit_state.pt")
     assert not ran.exists()
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_pretrained_vectors_and_another_optimizer_train(tmp_path):
+    """A vectors file for half the sample's words (the rest stay random), AdamW: the run
+    trains, reports the coverage, and the checkpoint keeps the embedding's width."""
+    from relext_ray.data.prepared import PreparedData, ensure_prepared
+    from relext_ray.training.run import run
+
+    tokens = PreparedData.load(ensure_prepared(demo_config(tmp_path))).vocabs.tokens.items[2:]
+    rng = np.random.default_rng(0)
+    lines = [f"{t} " + " ".join(f"{x:.4f}" for x in rng.normal(size=50)) for t in tokens[::2]]
+    (tmp_path / "vectors.txt").write_text("\n".join(lines) + "\n")
+    result = run(demo_config(tmp_path, "train.epochs=1", "train.optimizer=adamw",
+                             "train.weight_decay=0.01",
+                             f"model.word_vectors={tmp_path / 'vectors.txt'}"))
+    assert result.train_counts["word_vectors_found"] == len(lines)
+    assert result.train_counts["word_vectors_coverage"] == pytest.approx(
+        len(lines) / len(tokens))
+    assert 0.0 <= result.dev.f1 <= 1.0 and result.checkpoint is not None

@@ -28,7 +28,8 @@ from relext_ray.instances.vocab import PAD, UNK, Vocabularies
 
 @dataclass
 class Shape:
-    """Empirical distributions of a real corpus's training split."""
+    """Empirical distributions of a real corpus's training split (``lengths`` and
+    ``entity_counts`` are per sentence, index-aligned)."""
 
     lengths: np.ndarray
     entity_counts: np.ndarray
@@ -95,10 +96,13 @@ def generate(n: int, source: Source, shape: Shape, rng: np.random.Generator,
                 if t in known]
     type_pool = observed or entity_types  # the corpus's frequencies, else uniform
     for k in range(n):
-        length = int(rng.choice(shape.lengths))
+        # length and entity count of one real sentence together: long sentences hold more
+        # mentions, and the pairs per sentence (the work) follow from both
+        i = int(rng.integers(len(shape.lengths)))
+        length = int(shape.lengths[i])
         picks = np.minimum(np.searchsorted(cdf, rng.random(length)), len(words) - 1)
         tokens = [words[i] for i in picks]
-        wanted = int(rng.choice(shape.entity_counts))
+        wanted = int(shape.entity_counts[i])
         entities: list[dict] = []
         taken = np.zeros(length, dtype=bool)
         for _ in range(wanted):

@@ -26,6 +26,7 @@ from relext_ray import console
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import SearchConfig, TuneExperimentConfig, with_values
 from relext_ray.data.prepared import ensure_prepared
+from relext_ray.model.vectors import PACKAGED
 from relext_ray.search import folder
 from relext_ray.search.progress import TrialProgress
 from relext_ray.search.results import best_result, plots, ranked, ranked_table, study_trials
@@ -106,6 +107,9 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
     # Trials run in other processes (and nodes): hand them absolute paths.
     base["data"]["prepared_dir"] = str(exp_cfg.prepared_dir.resolve())
     base["data"]["data_dir"] = str(Path(exp_cfg.data.data_dir).resolve())
+    vectors = base["model"].get("word_vectors")
+    if vectors and vectors not in PACKAGED:
+        base["model"]["word_vectors"] = str(Path(vectors).resolve())
     markers = FinishedMarkers(exp_dir / FINISHED)
     trainable = make_trainable(base, s, markers.directory)
 

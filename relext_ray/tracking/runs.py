@@ -8,6 +8,7 @@ model-training experiments so that the MLflow UI opens them on the training-runs
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -74,7 +75,22 @@ def training_run(cfg: ExperimentConfig, run_name: str | None = None,
     with mlflow.start_run(experiment_id=exp, run_name=run_name, parent_run_id=parent_run_id,
                           nested=parent_run_id is not None, tags=tags) as run:
         mlflow.log_params(flat_params(cfg))
+        if cfg.model.word_vectors is not None:
+            mlflow.set_tags(vectors_origin(cfg.model.word_vectors))
         yield run
+
+
+def vectors_origin(source: str) -> dict[str, str]:
+    """Where a run's pretrained word vectors came from: the file and its SHA-256."""
+    from relext_ray.model.vectors import resolve
+
+    path, _ = resolve(source)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"word_vectors.source": source, "word_vectors.file": str(path.resolve()),
+            "word_vectors.sha256": digest.hexdigest()}
 
 
 def epoch_logger() -> EpochCallback:

