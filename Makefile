@@ -16,16 +16,17 @@ export RELEXT_DATA_DIR ?= $(DATA_DIR)
 .PHONY: install demo test lint bench-prepare clean
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	touch $@
+	@echo "installing into $(VENV): pip, $(TORCH), then relext_ray and its dependencies"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q "$(TORCH)"
+	@$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
 
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/relext-demo
+	@$(BIN)/relext-demo
 
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" scripts/with-ray-head.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
