@@ -12,10 +12,14 @@ in Ray's session folder, and what they find is reported by the driver.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,56 @@ def configure(verbose: bool = False, progress: bool | None = None) -> None:
         for module in ("ray", "mlflow", "optuna", "torch", "pydantic", "setuptools",
                        "sqlalchemy", "alembic", "pkg_resources", "google"):
             warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
+
+
+# Ray's core logs this when Ray Data starts a restartable actor pool, whatever the pool's
+# arguments (Ray Data hands every actor its context through the object store): nothing a user
+# can act on, and the replicas do restart (the node-kill tests check it).
+RAY_POOL_NOTICE = re.compile(rb"core_worker\.cc:\d+: Actor with class name: .* has constructor "
+                             rb"arguments in the object store and max_restarts > 0")
+
+
+@contextlib.contextmanager
+def native_lines_dropped(pattern: re.Pattern[bytes] = RAY_POOL_NOTICE) -> Iterator[None]:
+    """While the block runs, drop the lines matching ``pattern`` that reach file descriptor 2.
+
+    Native code (Ray's C++ core) writes to the descriptor, not to ``sys.stderr``, so no logger
+    setting reaches it; here the descriptor goes through a pipe, and a thread passes everything
+    else on to the real stderr at once, partial lines (progress bars) included. Verbose runs
+    see everything.
+    """
+    if is_verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def pump() -> None:
+        pending = b""
+        while chunk := os.read(read, 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            out = b"".join(line + b"\n" for line in lines if not pattern.search(line))
+            if pending and not pending.startswith(b"["):  # native log lines start with "["
+                out, pending = out + pending, b""
+            if out:
+                os.write(saved, out)
+        if pending and not pattern.search(pending):
+            os.write(saved, pending)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end closes: the thread drains and ends
+        thread.join(timeout=10)
+        if not thread.is_alive():  # else a process we started holds the pipe: leave both open
+            os.close(read)
+            os.close(saved)
 
 
 def progress_enabled() -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from relext_ray import console
 from relext_ray.cluster.connect import assigned_cpus
 from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames, rename
@@ -141,7 +142,9 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
                                "poison": os.environ.get("RELEXT_TEST_POISON_RECORD")},
     )
     account = Accounting(labels)
-    with open(out / "rejects.jsonl", "w", encoding="utf-8") as rejects:
+    # (Ray's core notes on stderr that the replica pool is restartable: not for the user)
+    with console.native_lines_dropped(), open(out / "rejects.jsonl", "w",
+                                              encoding="utf-8") as rejects:
         for batch in accounted.iter_batches(batch_size=None, batch_format="pyarrow"):
             for kind, payload in zip(batch.column("kind").to_pylist(),
                                      batch.column("payload").to_pylist(), strict=True):
