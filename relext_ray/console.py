@@ -81,7 +81,6 @@ def configure(verbose: bool = False, progress: bool | None = None) -> None:
     if quiet:
         for key, value in _LIBRARY_ENV.items():
             os.environ.setdefault(key, value)
-    if quiet:
         # Ray Data (re)configures its logger from this file; its log file keeps everything.
         os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(RAY_DATA_LOGGING))
     for name in LIBRARIES:

