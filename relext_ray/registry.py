@@ -19,6 +19,8 @@ ALGORITHMS = ("tpe", "random")  # Optuna samplers of the search
 OPTIMIZERS = ("rmsprop", "adam", "adamw")  # training optimizers (relext_ray.training.optimizers)
 # Batch prediction: input files by suffix, and the formats of its output.
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
+# predict's --format values: the corpora, and raw text (a .txt without .ann beside it)
+INPUT_FORMATS = ("brat", "conll04", "jsonl", "text")
 OUTPUT_FORMATS = ("parquet", "jsonl")
 
 Corpus = Literal[CORPORA]  # type: ignore[valid-type]

@@ -180,13 +180,15 @@ def test_files_that_would_unpickle_code_are_refused(tmp_path, sample_model):
 @pytest.mark.usefixtures("ray_session")
 def test_pretrained_vectors_and_another_optimizer_train(tmp_path):
     """A vectors file for half the sample's words (the rest stay random), AdamW: the run
-    trains, reports the coverage, and the checkpoint keeps the embedding's width."""
+    trains, reports the coverage, and the embedding takes the vectors' width (17, where the
+    config says 50), which the checkpoint keeps."""
     from relext_ray.data.prepared import PreparedData, ensure_prepared
+    from relext_ray.training.checkpoint import load_checkpoint
     from relext_ray.training.run import run
 
     tokens = PreparedData.load(ensure_prepared(demo_config(tmp_path))).vocabs.tokens.items[2:]
     rng = np.random.default_rng(0)
-    lines = [f"{t} " + " ".join(f"{x:.4f}" for x in rng.normal(size=50)) for t in tokens[::2]]
+    lines = [f"{t} " + " ".join(f"{x:.4f}" for x in rng.normal(size=17)) for t in tokens[::2]]
     (tmp_path / "vectors.txt").write_text("\n".join(lines) + "\n")
     result = run(demo_config(tmp_path, "train.epochs=1", "train.optimizer=adamw",
                              "train.weight_decay=0.01",
@@ -195,3 +197,7 @@ def test_pretrained_vectors_and_another_optimizer_train(tmp_path):
     assert result.train_counts["word_vectors_coverage"] == pytest.approx(
         len(lines) / len(tokens))
     assert 0.0 <= result.dev.f1 <= 1.0 and result.checkpoint is not None
+    assert result.train_counts["word_vectors_dim"] == 17
+    loaded = load_checkpoint(result.checkpoint)
+    assert loaded.config.model.word_dim == 17
+    assert loaded.model.word.weight.shape[1] == 17

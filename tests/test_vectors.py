@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from relext_ray.config import ModelConfig
 from relext_ray.errors import RelextError
 from relext_ray.instances.vocab import Vocab, Vocabularies
 from relext_ray.model.relation import build_model
-from relext_ray.model.vectors import load_word_vectors, read_vectors
+from relext_ray.model.vectors import load_word_vectors, read_vectors, tie_word_dim, vectors_width
 
+DEMO = Path(__file__).resolve().parents[1] / "tune_configs" / "demo.yaml"
 TOKENS = ("<pad>", "<unk>", "Anna", "works", "for", "Acme", ".")
 LINES = ["anna 1 1 1", "works 2 2 2", "Acme 3 3 3", "acme 9 9 9", "zebra 4 4 4", ". 5 5 5"]
 
@@ -54,7 +56,8 @@ def test_vectors_start_the_word_embedding_and_the_rest_stays(tmp_path):
     before = model.word.weight.detach().clone()
     found = load_word_vectors(model, cfg, _vocabs())
     w = model.word.weight.detach()
-    assert found == {"word_vectors_found": 4.0, "word_vectors_coverage": 4 / 5}
+    assert found == {"word_vectors_found": 4.0, "word_vectors_coverage": 4 / 5,
+                     "word_vectors_dim": 3.0}
     assert w[2].tolist() == [1, 1, 1] and w[6].tolist() == [5, 5, 5]
     assert torch.equal(w[4], before[4]) and torch.equal(w[1], before[1])  # "for", <unk>
     assert w[0].abs().sum() == 0  # padding
@@ -64,7 +67,7 @@ def test_bad_vectors_are_named(tmp_path):
     good = tmp_path / "v.txt"
     good.write_text("\n".join(LINES) + "\n")
     cfg = ModelConfig(word_dim=4, windows=(2,), filters=2, word_vectors=str(good))
-    with pytest.raises(RelextError, match=r"3-dimensional vectors but model.word_dim is 4"):
+    with pytest.raises(RelextError, match=r"3-dimensional vectors but the model's word embedding is 4"):
         load_word_vectors(build_model(cfg, _vocabs(), 2, 10), cfg, _vocabs())
     bad = tmp_path / "bad.txt"
     bad.write_text("anna 1 1 1\nworks 2 2\n")
@@ -75,6 +78,30 @@ def test_bad_vectors_are_named(tmp_path):
     np.save(tmp_path / "m.npy", np.zeros((2, 3)))
     with pytest.raises(RelextError, match="needs its words in"):
         read_vectors(tmp_path / "m.npy", TOKENS)
+
+
+@pytest.mark.parametrize("form", ["glove", "word2vec", "gzip", "npy"])
+def test_the_vectors_set_the_embedding_width(tmp_path, form):
+    """A search may pair any vectors with any ``word_dim``: the vectors' width wins."""
+    from relext_ray.config import load_experiment
+
+    if form == "npy":
+        path = tmp_path / "v.npy"
+        np.save(path, np.zeros((2, 7), dtype=np.float32))
+    else:
+        path = tmp_path / ("v.vec" if form == "word2vec" else "v.txt")
+        text = ("2 7\n" if form == "word2vec" else "") + "a 1 2 3 4 5 6 7\nb 1 2 3 4 5 6 7\n"
+        if form == "gzip":
+            path = tmp_path / "v.txt.gz"
+            with gzip.open(path, "wt") as fh:
+                fh.write(text)
+        else:
+            path.write_text(text)
+    assert vectors_width(str(path)) == 7
+    cfg = load_experiment(DEMO, [f"model.word_vectors={path}", "model.word_dim=200"])
+    assert tie_word_dim(cfg).model.word_dim == 7
+    plain = load_experiment(DEMO, ["model.word_dim=200"])
+    assert tie_word_dim(plain) is plain
 
 
 def test_the_packaged_glove_set_is_found_or_named():

@@ -9,7 +9,6 @@ uses), and the summary reports how many ids were duplicated and how many records
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -62,5 +61,5 @@ def plan_renames(ids: pa.Table) -> tuple[dict[int, dict[int, str]], dict[str, in
 def rename(result: ReadResult, renames: dict[int, str]) -> None:
     """Give the sentences of ``result`` at the lines of ``renames`` their new ids."""
     if renames:
-        result.sentences = [replace(s, id=renames[line]) if line in renames else s
+        result.sentences = [s.renamed(renames[line]) if line in renames else s
                             for s, line in zip(result.sentences, result.lines, strict=True)]

@@ -7,14 +7,33 @@ import json
 from pathlib import Path
 
 from relext_ray.corpus.records import ReadResult, Reject, Sentence, sentence_from_dict
+from relext_ray.corpus.text import Tokenization, text_sentences
 from relext_ray.errors import RecordError
 
 
-def read_jsonl(path: str | Path, start: int = 0, stop: int | None = None) -> ReadResult:
+def text_record(obj: dict, default_id: str, tokenization: Tokenization) -> list[Sentence]:
+    """A raw-text record (``text``, optional ``id``, no ``tokens``): its untagged sentences,
+    named ``<id>:<k>``, with character spans into ``text``."""
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise RecordError("text", f"expected a string, got {type(text).__name__}")
+    sid = obj.get("id", default_id)
+    sid = str(sid) if isinstance(sid, int) and not isinstance(sid, bool) else sid
+    if not isinstance(sid, str) or not sid:
+        raise RecordError("id", f"expected a non-empty string, got {sid!r}")
+    sentences = text_sentences(text, sid, tokenization)
+    if not sentences:
+        raise RecordError("text", "no tokens in the text")
+    return sentences
+
+
+def read_jsonl(path: str | Path, start: int = 0, stop: int | None = None,
+               tokenization: Tokenization = "words") -> ReadResult:
     """Read lines ``[start, stop)`` (0-based) of a JSONL file.
 
     Blank lines are not records (counted as ``blank_lines``); a UTF-8 byte-order mark before the
-    first line and CRLF line ends are accepted.
+    first line and CRLF line ends are accepted. A record with ``text`` and no ``tokens`` is raw
+    text: cut into sentences and tokens by ``tokenization`` (the model's).
     """
     result = ReadResult()
     stem = Path(path).stem
@@ -37,7 +56,11 @@ def read_jsonl(path: str | Path, start: int = 0, stop: int | None = None) -> Rea
                 )
                 continue
             try:
-                result.keep(sentence_from_dict(obj, f"{stem}:{lineno}"), lineno)
+                if isinstance(obj, dict) and "text" in obj and "tokens" not in obj:
+                    for s in text_record(obj, f"{stem}:{lineno}", tokenization):
+                        result.keep(s, lineno)
+                else:
+                    result.keep(sentence_from_dict(obj, f"{stem}:{lineno}"), lineno)
                 result.count("records_kept")
             except RecordError as exc:
                 result.rejects.append(Reject(str(path), lineno, str(exc), field=exc.field))

@@ -7,7 +7,7 @@ line format of our JSONL (``Sentence.to_dict`` / ``sentence_from_dict``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relext_ray.errors import RecordError
@@ -18,6 +18,7 @@ class Entity:
     start: int
     end: int
     type: str
+    score: float | None = None  # the tagger's confidence, for a predicted mention
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +34,39 @@ class Sentence:
     tokens: tuple[str, ...]
     entities: tuple[Entity, ...] = ()
     relations: tuple[Relation, ...] = ()
+    # Read from raw text: each token's [start, end) characters in its source (the text file,
+    # or the record's ``text``), so output can point at the source span; empty otherwise.
+    char_spans: tuple[tuple[int, int], ...] = ()
+    # Raw text has no entity annotations: a tagger finds the mentions (``entities`` is empty).
+    untagged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "tokens": list(self.tokens),
             "entities": [{"start": e.start, "end": e.end, "type": e.type} for e in self.entities],
             "relations": [{"head": r.head, "tail": r.tail, "type": r.type} for r in self.relations],
         }
+        if self.char_spans:
+            out["char_spans"] = [list(span) for span in self.char_spans]
+        return out
+
+    @property
+    def record_id(self) -> str:
+        """The id of the record it came from: a raw text's sentences are ``<record>:<k>``."""
+        return self.id.rsplit(":", 1)[0] if self.char_spans else self.id
+
+    def renamed(self, record_id: str) -> Sentence:
+        """The same sentence under a new record id (its sentence number kept)."""
+        if self.char_spans:
+            return replace(self, id=f"{record_id}:{self.id.rsplit(':', 1)[1]}")
+        return replace(self, id=record_id)
+
+    def char_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The characters of tokens [start, end) in the source text, when known."""
+        if not self.char_spans:
+            return None
+        return self.char_spans[start][0], self.char_spans[end - 1][1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +197,18 @@ def record_tokens(obj: Any) -> tuple[str, ...]:
 
 
 def sentence_from_dict(obj: Any, default_id: str) -> Sentence:
-    """Validate one canonical record; raise ``RecordError`` naming the bad field."""
+    """Validate one canonical record; raise ``RecordError`` naming the bad field.
+
+    A record without an ``entities`` field is untagged (a tagger is to find its mentions);
+    ``"entities": []`` says it has none."""
     tokens = record_tokens(obj)
     sid = obj.get("id", default_id)
     if isinstance(sid, int) and not isinstance(sid, bool):
         sid = str(sid)
     sid = _str(sid, "id")
     entities = check_entities(obj.get("entities", []), len(tokens))
-    return Sentence(sid, tokens, entities, check_relations(obj.get("relations", []), len(entities)))
+    return Sentence(sid, tokens, entities, check_relations(obj.get("relations", []), len(entities)),
+                    untagged="entities" not in obj)
 
 
 def reject_long(result: ReadResult, path: str, max_tokens: int | None) -> list[Reject]:

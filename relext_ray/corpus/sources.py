@@ -13,6 +13,7 @@ from relext_ray.corpus.brat import DEFAULT_OPTIONS, BratOptions, read_brat
 from relext_ray.corpus.conll04 import load_records, read_conll04
 from relext_ray.corpus.jsonl import count_lines, read_jsonl
 from relext_ray.corpus.records import ReadResult
+from relext_ray.corpus.text import Tokenization, read_text, text_units
 from relext_ray.errors import RelextError
 from relext_ray.registry import CORPORA
 
@@ -83,6 +84,8 @@ def file_units(split: str, corpus: str, path: str | Path, chunk_size: int) -> li
     """One file's units: slices of ``chunk_size`` records, or the whole brat document."""
     if corpus == "brat":
         return [Unit(split, corpus, str(path))]
+    if corpus == "text":
+        return [Unit(split, corpus, str(path), a, b) for a, b in text_units(path, chunk_size)]
     if corpus == "conll04":
         records = load_records(path)
         n = len(records) if isinstance(records, list) else 1
@@ -92,11 +95,16 @@ def file_units(split: str, corpus: str, path: str | Path, chunk_size: int) -> li
             for start in range(0, max(n, 1), chunk_size)]
 
 
-def read_unit(unit: Unit, brat: BratOptions = DEFAULT_OPTIONS) -> ReadResult:
+def read_unit(unit: Unit, brat: BratOptions = DEFAULT_OPTIONS,
+              tokenization: Tokenization = "words") -> ReadResult:
+    """A unit's sentences and rejects; raw text (``.txt`` without ``.ann``, JSONL ``text``)
+    is cut into tokens by ``tokenization``."""
     if unit.corpus == "conll04":
         result = read_conll04(unit.path, unit.start, unit.stop)
     elif unit.corpus == "jsonl":
-        result = read_jsonl(unit.path, unit.start, unit.stop)
+        result = read_jsonl(unit.path, unit.start, unit.stop, tokenization)
+    elif unit.corpus == "text":
+        result = read_text(unit.path, unit.start, unit.stop, tokenization)
     else:
         result = read_brat(unit.path, brat)
     result.rejects = [replace(r, split=unit.split) for r in result.rejects]

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from relext_ray.config import PrepareConfig
 from relext_ray.corpus.brat import DEFAULT_OPTIONS, BratOptions
 from relext_ray.corpus.records import Sentence
 from relext_ray.corpus.sources import discover, file_units, read_unit
@@ -19,6 +20,12 @@ from relext_ray.instances.features import stack_features
 from relext_ray.instances.pairs import TypeFilter, relation_type_combos
 from relext_ray.instances.vocab import Vocabularies, label_vocab, tag_vocab, token_vocab
 from relext_ray.registry import Mode
+
+
+def brat_options(cfg: PrepareConfig) -> BratOptions:
+    """How the brat reader splits and filters, from the prepare config."""
+    return BratOptions(terminators=cfg.terminators, wrap_width=cfg.wrap_width,
+                       ignore_relation_types=frozenset(cfg.ignore_relation_types))
 
 
 def read_split(corpus: str, data_dir: str | Path, split: str,

@@ -28,10 +28,10 @@ from ray.data.expressions import col
 from relext_ray import __version__, console
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import PrepareConfig
-from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames
 from relext_ray.corpus.sources import SPLITS, plan_units
 from relext_ray.data.arrays import LAYOUT
+from relext_ray.data.local import brat_options
 from relext_ray.data.statistics import STAT_KEYS
 from relext_ray.data.transforms import (
     FeatureContext,
@@ -60,12 +60,6 @@ class _StageTimer:
         now = time.perf_counter()
         self.laps[name] = round(now - self._t, 3)
         self._t = now
-
-
-def brat_options(cfg: PrepareConfig) -> BratOptions:
-    """How the brat reader splits and filters, from the prepare config."""
-    return BratOptions(terminators=cfg.terminators, wrap_width=cfg.wrap_width,
-                       ignore_relation_types=frozenset(cfg.ignore_relation_types))
 
 
 def _compute(cfg: PrepareConfig) -> dict[str, Any]:

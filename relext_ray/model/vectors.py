@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from relext_ray.config import ModelConfig
+from relext_ray.config import ExperimentConfig, ModelConfig
 from relext_ray.errors import RelextError
 from relext_ray.instances.vocab import Vocabularies
 
@@ -58,6 +58,41 @@ def resolve(source: str) -> tuple[Path, list[str] | None]:
 
     matrix, index = _packaged(source)
     return matrix, pq.read_table(str(index)).column(0).to_pylist()
+
+
+def vectors_width(source: str) -> int:
+    """The width of the vectors ``source`` names, read from its header or first line only."""
+    path, _ = resolve(source) if source in PACKAGED else (Path(source), None)
+    if not path.is_file():
+        raise RelextError(f"model.word_vectors: {path} not found")
+    if path.suffix == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        if len(shape) != 2:
+            raise RelextError(f"model.word_vectors: {path} has shape {shape}, not a matrix")
+        return int(shape[1])
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line_no, line in enumerate(fh, 1):
+            parts = line.rstrip("\n").rstrip(" ").split(" ")
+            if line_no == 1 and len(parts) == 2 and all(x.isdigit() for x in parts):
+                return int(parts[1])
+            if len(parts) >= 2:
+                return len(parts) - 1
+    raise RelextError(f"model.word_vectors: {path} holds no vectors")
+
+
+def tie_word_dim(cfg: ExperimentConfig) -> ExperimentConfig:
+    """With pretrained vectors the word embedding takes their width (``model.word_dim`` sizes
+    randomly initialised embeddings only), so a search can try vectors of any width beside
+    random embeddings of any size. The returned config is the one trained and saved.
+    """
+    m = cfg.model
+    if m.word_vectors is None:
+        return cfg
+    width = vectors_width(m.word_vectors)
+    if width == m.word_dim:
+        return cfg
+    return cfg.model_copy(update={"model": m.model_copy(update={"word_dim": width})})
 
 
 def _wanted(tokens: tuple[str, ...]) -> dict[str, list[int]]:
@@ -151,12 +186,13 @@ def load_word_vectors(model: torch.nn.Module, cfg: ModelConfig,
         return {}
     path, words = resolve(cfg.word_vectors)
     rows, values, dim = read_vectors(path, vocabs.tokens.items, words)
-    if dim != cfg.word_dim:
+    if dim != cfg.word_dim:  # (configs are tied by tie_word_dim before the model is built)
         raise RelextError(f"model.word_vectors: {path} has {dim}-dimensional vectors but "
-                          f"model.word_dim is {cfg.word_dim}: set model.word_dim={dim}")
+                          f"the model's word embedding is {cfg.word_dim} wide")
     with torch.no_grad():
         weight = model.word.weight
         weight[torch.from_numpy(rows).to(weight.device)] = torch.from_numpy(values).to(
             weight.device, weight.dtype)
     known = max(len(vocabs.tokens.items) - 2, 1)
-    return {"word_vectors_found": float(len(rows)), "word_vectors_coverage": len(rows) / known}
+    return {"word_vectors_found": float(len(rows)), "word_vectors_coverage": len(rows) / known,
+            "word_vectors_dim": float(dim)}

@@ -15,7 +15,7 @@ COUNT_KEYS = (
     "sentences_read", "sentences_predicted", "sentences_rejected", "documents_rejected",
     "annotations_rejected", "pairs_scored", "pairs_filtered", "filtered_positives",
     "gold_relations", "units", "blank_lines", "sentences_too_long",
-    "sentences_failed", "records_renamed",
+    "sentences_failed", "records_renamed", "sentences_tagged", "mentions_tagged",
 )
 
 

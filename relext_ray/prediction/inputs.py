@@ -7,7 +7,7 @@ from pathlib import Path
 
 from relext_ray.corpus.sources import Unit, file_units
 from relext_ray.errors import RelextError
-from relext_ray.registry import INPUT_SUFFIXES
+from relext_ray.registry import INPUT_FORMATS, INPUT_SUFFIXES
 
 
 def input_files(spec: str | Path, fmt: str | None = None) -> list[tuple[Path, str]]:
@@ -24,15 +24,26 @@ def input_files(spec: str | Path, fmt: str | None = None) -> list[tuple[Path, st
         candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() \
             else [path]
         where = str(path)
-    wanted = {s: f for s, f in INPUT_SUFFIXES.items() if fmt is None or f == fmt}
-    if fmt is not None and fmt not in INPUT_SUFFIXES.values():
+    if fmt is not None and fmt not in INPUT_FORMATS:
         raise RelextError(f"unknown --format {fmt!r}; choose one of "
-                          f"{', '.join(sorted(set(INPUT_SUFFIXES.values())))}")
-    files = [(p.resolve(), wanted[p.suffix]) for p in candidates if p.suffix in wanted]
+                          f"{', '.join(INPUT_FORMATS)}")
+    wanted = {s: f for s, f in INPUT_SUFFIXES.items()
+              if fmt is None or f == fmt or (fmt == "text" and s == ".txt")}
+    files = [(p.resolve(), _format(p, wanted[p.suffix], fmt)) for p in candidates
+             if p.suffix in wanted]
     if not files:
         kinds = ", ".join(f"{s} ({f})" for s, f in wanted.items())
         raise RelextError(f"no input files in {where}: expected {kinds}")
     return files
+
+
+def _format(path: Path, by_suffix: str, fmt: str | None) -> str:
+    """A ``.txt`` is a brat document when its ``.ann`` lies beside it, else raw text."""
+    if fmt is not None:
+        return fmt
+    if by_suffix == "brat" and not path.with_suffix(".ann").exists():
+        return "text"
+    return by_suffix
 
 
 def default_output(spec: str | Path, root: Path = Path("predictions")) -> Path:

@@ -224,13 +224,14 @@ class UnitScorer:
         began = time.time()
         attempts = Attempts(self.output, index)
         earlier = attempts.begin()
-        result = read_unit(unit, self.brat)
+        result = read_unit(unit, self.brat, self.predictor.tokenization)
         rename(result, renames or {})
         too_long = reject_long(result, unit.path, self.max_tokens)
         scored, failed = None, []
         if earlier < WHOLE_ATTEMPTS:
             try:
                 self._poisoned(result.sentences)
+                result.sentences = self.predictor.tag(result.sentences)
                 scored = self.predictor.score(result.sentences, self.theta, self.all_scores)
             except Exception:  # a record our code cannot score: find it, reject it, go on
                 scored = None
@@ -259,6 +260,8 @@ class UnitScorer:
             sentences_too_long=len(too_long),
             sentences_failed=len(failed),
             records_renamed=len(renames or {}),
+            sentences_tagged=sum(s.untagged for s in result.sentences),
+            mentions_tagged=sum(len(s.entities) for s in result.sentences if s.untagged),
         )
         per_class = Counter(pairs.column("relation").to_pylist())
         payload = {"counts": dict(counts), "relations": dict(per_class),
@@ -286,6 +289,7 @@ class UnitScorer:
                 attempts.scoring(k)
                 try:
                     self._poisoned([sentence])
+                    sentence = self.predictor.tag([sentence])[0]
                     parts.append(self.predictor.score([sentence], self.theta, self.all_scores))
                 except Exception as exc:
                     reason = f"scoring failed: {type(exc).__name__}: {exc}"

@@ -81,8 +81,14 @@ def unit_ids(batch: Mapping[str, Any], brat: BratOptions) -> pa.Table:
             batch, ("index", "split", "corpus", "path", "start", "stop")):
         result = read_unit(Unit(split, corpus, path, int(start),
                                 None if stop is None else int(stop)), brat)
-        units.extend([int(index)] * len(result.sentences))
-        lines.extend(result.lines)
-        ids.extend(s.id for s in result.sentences)
+        # one row per record: a raw text's sentences share their record's line and id
+        seen: set[int] = set()
+        for s, line in zip(result.sentences, result.lines, strict=True):
+            if s.char_spans and line in seen:
+                continue
+            seen.add(line)
+            units.append(int(index))
+            lines.append(line)
+            ids.append(s.record_id)
     return pa.table({"unit": pa.array(units, pa.int32()), "line": pa.array(lines, pa.int32()),
                      "id": pa.array(ids, pa.string())}, schema=ID_SCHEMA)

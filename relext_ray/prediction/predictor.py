@@ -6,7 +6,7 @@ Pure Python + torch (no Ray): the MLflow pyfunc model and the batch-prediction r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,19 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from relext_ray.corpus.records import Sentence
+from relext_ray.corpus.records import Entity, Sentence
+from relext_ray.corpus.text import Tokenization
 from relext_ray.data.arrays import SplitArrays
+from relext_ray.errors import RelextError
 from relext_ray.instances.features import StackedFeatures, stack_features
 from relext_ray.model.decision import decide_np
 from relext_ray.training.checkpoint import Checkpoint, load_checkpoint
 from relext_ray.training.evaluate import decision_matrix
 from relext_ray.training.metrics import confusion_matrix
+from relext_ray.training.tagging import tag_sentences
+
+NO_TAGGER = ("records without entity mentions (raw text) need a model trained with an entity "
+             "tagger (tagger.enabled: true); this one has none: give the mentions")
 
 PAIR_FIELDS = [
     ("sentence_id", pa.string()),
@@ -29,6 +35,10 @@ PAIR_FIELDS = [
     ("tail", pa.int32()), ("tail_start", pa.int32()), ("tail_end", pa.int32()),
     ("tail_type", pa.string()), ("tail_text", pa.string()),
     ("relation", pa.string()), ("score", pa.float32()),
+    # raw text only (else null): the mentions' characters in the source, the tagger's scores
+    ("head_char_start", pa.int32()), ("head_char_end", pa.int32()),
+    ("tail_char_start", pa.int32()), ("tail_char_end", pa.int32()),
+    ("head_tagger_score", pa.float32()), ("tail_tagger_score", pa.float32()),
 ]
 
 
@@ -102,7 +112,7 @@ class Predictor:
 
         Args:
             sentences: Sentences with their entity mentions (gold relations, if any, are
-                counted in the confusion matrix).
+                counted in the confusion matrix), or untagged ones (``tag`` finds theirs).
             theta: The decision threshold (default: the model's).
             all_scores: Add every class's score to each row.
 
@@ -112,7 +122,7 @@ class Predictor:
         """
         theta = self.default_theta() if theta is None else theta
         ck = self.checkpoint
-        arrays, st = sentences_to_arrays(sentences, ck)
+        arrays, st = sentences_to_arrays(self.tag(sentences), ck)
         n_labels = len(self.labels)
         schema = prediction_schema(self.labels, all_scores)
         if not st.instances:
@@ -136,6 +146,15 @@ class Predictor:
             "relation": pa.array(np.asarray(self.labels, dtype=object)[pred]),
             "score": top.astype(np.float32),
         }
+        for side, key in (("head", "e1"), ("tail", "e2")):
+            spans = [s.char_span(s.entities[getattr(i, key)].start,
+                                 s.entities[getattr(i, key)].end) for s, i in st.instances]
+            columns[f"{side}_char_start"] = pa.array([sp[0] if sp else None for sp in spans],
+                                                     pa.int32())
+            columns[f"{side}_char_end"] = pa.array([sp[1] if sp else None for sp in spans],
+                                                   pa.int32())
+            columns[f"{side}_tagger_score"] = pa.array(
+                [s.entities[getattr(i, key)].score for s, i in st.instances], pa.float32())
         if all_scores:
             columns["scores"] = pa.StructArray.from_arrays(
                 [pa.array(matrix[:, k].astype(np.float32)) for k in range(matrix.shape[1])],
@@ -143,6 +162,33 @@ class Predictor:
         table = pa.Table.from_pydict(columns, schema=schema)
         return Scored(table, st.filtered, st.filtered_positives,
                       confusion_matrix(arrays.labels, pred, n_labels))
+
+    @property
+    def tokenization(self) -> Tokenization:
+        """How raw text is cut into this model's tokens: characters for a brat (Chinese)
+        model, words otherwise."""
+        return "characters" if self.checkpoint.config.data.corpus == "brat" else "words"
+
+    def tag(self, sentences: list[Sentence]) -> list[Sentence]:
+        """``sentences`` with the mentions the model's tagger finds in the untagged ones (the
+        others unchanged).
+
+        Raises:
+            RelextError: An untagged sentence and a model trained without a tagger.
+        """
+        todo = [k for k, s in enumerate(sentences) if s.untagged]
+        if not todo:
+            return sentences
+        tagger = self.checkpoint.tagger
+        if tagger is None:
+            raise RelextError(NO_TAGGER)
+        found = tag_sentences(tagger.model, tagger.vocab, [sentences[k].tokens for k in todo],
+                              self.device)
+        out = list(sentences)
+        for k, mentions in zip(todo, found, strict=True):
+            out[k] = replace(sentences[k], entities=tuple(
+                Entity(m.start, m.end, m.type, round(m.score, 6)) for m in mentions))
+        return out
 
     def predict(self, sentences: list[Sentence], theta: float | None = None,
                 all_scores: bool = False) -> tuple[list[dict[str, Any]], int]:

@@ -24,6 +24,7 @@ from relext_ray import console
 from relext_ray.config import ExperimentConfig, flatten
 from relext_ray.errors import RelextError
 from relext_ray.model.decision import top_class
+from relext_ray.model.vectors import tie_word_dim
 from relext_ray.prediction.inputs import default_output
 from relext_ray.prediction.job import predict
 from relext_ray.training.cv import CVResult, cross_validate
@@ -71,6 +72,7 @@ def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
 def training_run(cfg: ExperimentConfig, run_name: str | None = None,
                  parent_run_id: str | None = None,
                  tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    cfg = tie_word_dim(cfg)  # log the width trained
     exp = experiment_id(cfg.tracking.experiment or f"relext-{cfg.name}")
     with mlflow.start_run(experiment_id=exp, run_name=run_name, parent_run_id=parent_run_id,
                           nested=parent_run_id is not None, tags=tags) as run:

@@ -12,18 +12,62 @@ from typing import Any
 import torch
 import yaml
 
-from relext_ray.config import ExperimentConfig
+from relext_ray.config import ExperimentConfig, TaggerConfig
 from relext_ray.data.prepared import PreparedData
 from relext_ray.errors import RelextError
 from relext_ray.instances.pairs import TypeFilter
-from relext_ray.instances.vocab import Vocabularies
+from relext_ray.instances.vocab import Vocab, Vocabularies
 from relext_ray.model.relation import RelationModel, build_model
+from relext_ray.model.tagger import EntityTagger, TaggerVocab
+
+
+@dataclass
+class Tagger:
+    """A trained entity tagger and the vocabularies that feed it."""
+
+    model: EntityTagger
+    vocab: TaggerVocab
+
+
+def _weights(path: Path, device: str | torch.device) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise RelextError(f"{path} is not a relext_ray model file (it holds objects "
+                          f"other than tensors, which are never loaded): "
+                          f"{str(exc).splitlines()[0]}") from None
+
+
+def save_tagger(directory: Path, tagger: Tagger) -> None:
+    """``tagger.pt`` (weights) and ``tagger.json`` (sizes, characters) beside the relation
+    model: one checkpoint, and so one MLflow model, carries both."""
+    torch.save(tagger.model.state_dict(), directory / "tagger.pt")
+    spec = {"config": json.loads(tagger.model.cfg.model_dump_json()),
+            "chars": list(tagger.vocab.chars.items), "lowercase": tagger.vocab.lowercase}
+    (directory / "tagger.json").write_text(json.dumps(spec, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
+
+
+def load_tagger(directory: Path, vocabs: Vocabularies,
+                device: str | torch.device = "cpu") -> Tagger | None:
+    """The checkpoint's tagger, or None when it was trained without one."""
+    if not (directory / "tagger.json").exists():
+        return None
+    spec = json.loads((directory / "tagger.json").read_text(encoding="utf-8"))
+    vocab = TaggerVocab(vocabs.tokens, Vocab(tuple(spec["chars"])), vocabs.tags,
+                        bool(spec["lowercase"]))
+    model = EntityTagger(TaggerConfig.model_validate(spec["config"]), len(vocab.words),
+                         len(vocab.chars), len(vocab.tags))
+    model.load_state_dict(_weights(directory / "tagger.pt", device))
+    model.to(device).eval()
+    return Tagger(model, vocab)
 
 
 def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig,
-                    data: PreparedData, calibrated_theta: float | None) -> Path:
+                    data: PreparedData, calibrated_theta: float | None,
+                    tagger: Tagger | None = None) -> Path:
     """Everything ``predict`` needs without the training data: weights, config, vocabularies,
-    type filter, labels and thresholds."""
+    type filter, labels and thresholds, and the entity tagger if one was trained."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / "model.pt")
     (directory / "config.yaml").write_text(
@@ -40,6 +84,10 @@ def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig
             "max_train_tokens": int(train.sentences.lengths.max())
             if train is not None and len(train.sentences) else None}
     (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    for name in ("tagger.pt", "tagger.json"):
+        (directory / name).unlink(missing_ok=True)
+    if tagger is not None:
+        save_tagger(directory, tagger)
     return directory
 
 
@@ -50,6 +98,7 @@ class Checkpoint:
     vocabs: Vocabularies
     type_filter: TypeFilter
     meta: dict[str, Any]
+    tagger: Tagger | None = None
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -60,12 +109,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
     vocabs = Vocabularies.load(d / "vocab")
     model = build_model(cfg.model, vocabs, len(meta["labels"]), meta["max_distance"])
-    try:
-        weights = torch.load(d / "model.pt", map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise RelextError(f"{d / 'model.pt'} is not a relext_ray model file (it holds objects "
-                          f"other than tensors, which are never loaded): "
-                          f"{str(exc).splitlines()[0]}") from None
-    model.load_state_dict(weights)
+    model.load_state_dict(_weights(d / "model.pt", device))
     model.to(device).eval()
-    return Checkpoint(model, cfg, vocabs, TypeFilter.load(d / "type_filter.json"), meta)
+    return Checkpoint(model, cfg, vocabs, TypeFilter.load(d / "type_filter.json"), meta,
+                      load_tagger(d, vocabs, device))

@@ -17,6 +17,7 @@ from relext_ray.config import ExperimentConfig
 from relext_ray.data.arrays import SplitArrays
 from relext_ray.data.prepared import PreparedData, capped, ensure_prepared, training_subset
 from relext_ray.errors import RelextError
+from relext_ray.model.vectors import tie_word_dim
 from relext_ray.training.device import configure_threads, resolve_device
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.fit import EpochCallback, fit
@@ -50,6 +51,7 @@ def cross_validate(cfg: ExperimentConfig, k: int = 5,
                    callback: EpochCallback | None = None) -> CVResult:
     if k < 3:
         raise RelextError("--cv needs at least 3 folds (one test, one dev, one or more train)")
+    cfg = tie_word_dim(cfg)
     data = PreparedData.load(ensure_prepared(cfg), splits=("train", "dev"))
     pool = SplitArrays.concat([data.splits[s] for s in ("train", "dev") if s in data.splits])
     pool = capped(pool, cfg.train.max_length)

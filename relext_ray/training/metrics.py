@@ -16,7 +16,7 @@ import numpy as np
 from relext_ray.model.decision import decide_np, top_class
 
 
-def _prf(tp: int, pred_pos: int, gold_pos: int) -> tuple[float, float, float]:
+def prf(tp: int, pred_pos: int, gold_pos: int) -> tuple[float, float, float]:
     p = tp / pred_pos if pred_pos else 0.0
     r = tp / gold_pos if gold_pos else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
@@ -91,11 +91,11 @@ def scores_from_confusion(confusion: np.ndarray, labels: list[str],
     fp = int(m[0, 1:].sum())
     wrong = int(gold_pos[:, 1:].sum()) - tp
     gold_total = int(gold_pos.sum()) + missed_positives
-    p, r, f = _prf(tp, predicted, gold_total)
+    p, r, f = prf(tp, predicted, gold_total)
     per_class = {}
     for c in range(1, n):
         support = int(m[c].sum())
-        cp, cr, cf = _prf(int(m[c, c]), int(m[:, c].sum()), support)
+        cp, cr, cf = prf(int(m[c, c]), int(m[:, c].sum()), support)
         per_class[labels[c]] = {"precision": cp, "recall": cr, "f1": cf, "support": support}
     return Scores(p, r, f, tp, predicted, gold_total, fn, fp, wrong, per_class, m.tolist())
 

@@ -15,11 +15,13 @@ from relext_ray.config import ExperimentConfig
 from relext_ray.data.prepared import PreparedData, capped, ensure_prepared, training_subset
 from relext_ray.data.subsample import counts
 from relext_ray.errors import RelextError
-from relext_ray.training.checkpoint import save_checkpoint
+from relext_ray.model.vectors import tie_word_dim
+from relext_ray.training.checkpoint import Tagger, save_checkpoint
 from relext_ray.training.device import configure_threads, resolve_device
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.fit import EpochCallback, FitResult, FitState, StateCallback, fit
 from relext_ray.training.metrics import Scores, best_threshold
+from relext_ray.training.tagging import run_tagger
 
 
 @dataclass
@@ -65,6 +67,7 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
                   save: bool = True, resume: FitState | None = None,
                   on_state: StateCallback | None = None) -> tuple[TrainResult, PreparedData]:
     """``run``, and the prepared data it used (tracking logs its statistics)."""
+    cfg = tie_word_dim(cfg)
     data = PreparedData.load(ensure_prepared(cfg))
     for split in ("train", "dev"):
         if split not in data.splits:
@@ -76,8 +79,13 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
     train = training_subset(data.splits["train"], t)
     fitted = fit(cfg, data, train, data.splits["dev"], device, callback,
                  data.missed_positives("dev"), resume, on_state)
-    result = evaluate_fitted(cfg, data, fitted, device, save)
-    result.train_counts = {**counts(train.labels), **fitted.vectors}
+    tagger, tagger_metrics = None, {}
+    if cfg.tagger.enabled:
+        tagged, tagger_metrics = run_tagger(cfg, data.vocabs.tokens, data.vocabs.tags, device,
+                                            callback)
+        tagger = Tagger(tagged.tagger, tagged.vocab)
+    result = evaluate_fitted(cfg, data, fitted, device, save, tagger)
+    result.train_counts = {**counts(train.labels), **fitted.vectors, **tagger_metrics}
     if "test" in data.splits:
         result.train_counts.update(counts(data.splits["test"].labels, "test"))
     return result, data
@@ -97,7 +105,8 @@ def format_result(r: TrainResult) -> str:
 
 
 def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult,
-                    device: torch.device, save: bool) -> TrainResult:
+                    device: torch.device, save: bool, tagger: Tagger | None = None
+                    ) -> TrainResult:
     dev = data.splits["dev"]
     labels = data.labels
     result = TrainResult(fitted.best_epoch, len(fitted.history), fitted.seconds_per_epoch,
@@ -116,5 +125,5 @@ def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult
             result.test_calibrated = scores_at(m, test, result.calibrated_theta, labels, missed)
     if save:
         result.checkpoint = save_checkpoint(cfg.checkpoint_dir, fitted.model, cfg, data,
-                                            result.calibrated_theta)
+                                            result.calibrated_theta, tagger)
     return result
