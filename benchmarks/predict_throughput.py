@@ -91,7 +91,7 @@ def plain(model: Path, corpus: Path, out: Path, part: str = "0/1",
     return {"pairs": pairs, "seconds": time.perf_counter() - t0}
 
 
-def with_ray(model: Path, corpus: Path, out: Path, replicas: int) -> dict:
+def with_ray(model: Path, corpus: Path, out: Path, replicas: int, chunk_size: int) -> dict:
     from relext_ray.cluster.connect import init_ray
     from relext_ray.tracking.runs import predict_tracked as predict
 
@@ -99,18 +99,19 @@ def with_ray(model: Path, corpus: Path, out: Path, replicas: int) -> dict:
     t0 = time.perf_counter()
     # No record-length limit: the plain loop scores every record, so must the job.
     s = predict(str(corpus), str(model), out, concurrency=replicas, overwrite=True,
-                progress=False, track=False, max_tokens=0)
+                progress=False, track=False, max_tokens=0, chunk_size=chunk_size)
     return {"pairs": s["pairs_scored"], "seconds": time.perf_counter() - t0,
             "scoring_seconds": s["scoring_seconds"]}
 
 
-def run_one(way: str, model: Path, corpus: Path, out: Path, plain_path: str) -> dict:
+def run_one(way: str, model: Path, corpus: Path, out: Path, plain_path: str,
+            chunk_size: int) -> dict:
     """Run one way in fresh processes (two for plain-x2) while sampling their memory."""
     parts = ["0/2", "1/2"] if way == "plain-x2" else ["0/1"]
     child = "plain" if way.startswith("plain") else way
     procs = [subprocess.Popen([sys.executable, __file__, "--child", child, "--part", part,
                                "--model", str(model), "--corpus", str(corpus), "--out", str(out),
-                               "--plain", plain_path],
+                               "--plain", plain_path, "--chunk-size", str(chunk_size)],
                               stdout=subprocess.PIPE, text=True) for part in parts]
     peak = 0
 
@@ -170,6 +171,8 @@ def main() -> None:
                         "(--like, else the model's) instead of a synthetic corpus")
     p.add_argument("--plain", choices=("per-pair", "factored"), default="per-pair",
                    help="how the plain loop encodes (default: each pair on its own)")
+    p.add_argument("--chunk-size", type=int, default=1000,
+                   help="records per unit of work of the Ray ways (predict's --chunk-size)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -178,7 +181,8 @@ def main() -> None:
         if args.child == "plain":
             r = plain(args.model, args.corpus, args.out, args.part, args.plain)
         else:
-            r = with_ray(args.model, args.corpus, args.out, int(args.child.split("-")[1]))
+            r = with_ray(args.model, args.corpus, args.out, int(args.child.split("-")[1]),
+                         args.chunk_size)
         print(json.dumps(r))
         return
 
@@ -196,7 +200,8 @@ def main() -> None:
         raise SystemExit(f"{args.corpus}: plain-x2 needs at least two .jsonl files")
     results = {}
     for way in args.ways:
-        results[way] = run_one(way, args.model, args.corpus, args.out / way, args.plain)
+        results[way] = run_one(way, args.model, args.corpus, args.out / way, args.plain,
+                               args.chunk_size)
         r = results[way]
         print(f"{way}: {r['pairs']:,} pairs in {r['seconds']:.1f} s "
               f"({r['pairs'] / r['seconds']:,.0f} pairs/s), peak {r['peak_rss_mb']:,.0f} MiB",

@@ -190,6 +190,12 @@ class TaggerConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="sentences per step")
     lr: float = Field(1e-3, gt=0, description="Adam")
     patience: int = Field(5, ge=1, description="epochs without a better dev entity F1")
+    word_vectors: str | None = Field(None, description=(
+        "pretrained vectors to start the tagger's word embedding from (as model.word_vectors; "
+        "the embedding then takes their width)"))
+    vectors_vocab: int = Field(100_000, ge=0, description=(
+        "with word_vectors: the tagger also knows this many of the file's first (most "
+        "frequent) words, so words unseen in training keep their vectors"))
 
 
 class TrackingConfig(BaseModel):

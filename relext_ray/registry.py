@@ -22,6 +22,8 @@ INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
 # predict's --format values: the corpora, and raw text (a .txt without .ann beside it)
 INPUT_FORMATS = ("brat", "conll04", "jsonl", "text")
 OUTPUT_FORMATS = ("parquet", "jsonl")
+# predict --entities: the records' own mentions, or the tagger's for every record
+ENTITY_SOURCES = ("given", "tagger")
 
 Corpus = Literal[CORPORA]  # type: ignore[valid-type]
 Mode = Literal[MODES]  # type: ignore[valid-type]

@@ -48,7 +48,8 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def sample_model(tmp_path_factory, ray_session) -> Path:
-    """A model trained (one epoch) on the bundled sample corpus: its checkpoint directory."""
+    """A model trained (one epoch) on the bundled sample corpus, without an entity tagger: its
+    checkpoint directory."""
     from relext_ray.config import load_experiment
     from relext_ray.corpus.sample import SAMPLE_DIR
     from relext_ray.training.run import run
@@ -56,7 +57,8 @@ def sample_model(tmp_path_factory, ray_session) -> Path:
     tmp = tmp_path_factory.mktemp("sample_model")
     cfg = load_experiment(ROOT / "tune_configs" / "demo.yaml", [
         f"data.data_dir={SAMPLE_DIR}", f"data.prepared_dir={tmp / 'prepared'}",
-        f"train.checkpoint_dir={tmp / 'ckpt'}", "train.epochs=1", "tracking.enabled=false"])
+        f"train.checkpoint_dir={tmp / 'ckpt'}", "train.epochs=1", "tracking.enabled=false",
+        "tagger.enabled=false"])  # (tests/test_raw_text.py trains one with its tagger)
     return run(cfg).checkpoint
 
 

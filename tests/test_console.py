@@ -113,10 +113,12 @@ def test_the_demo_tells_its_story_without_library_noise(tmp_path):
     assert not noise, "\n".join(noise)
     assert len(text.splitlines()) < 120, text
     for stage in ("== 1. prepare", "== 2. train", "== 3. search", "== 4. predict",
-                  "== See it all in the MLflow UI", "== Next, on a real corpus"):
+                  "== 5. raw text", "== See it all in the MLflow UI", "== Next, on a real corpus"):
         assert stage in text
     m = re.search(r"Best\s+dev\s+F1\s+([\d.]+)\s+\(trial\s+\w+\)\s+against\s+([\d.]+)\s+for\s+the"
                   r"\s+worst", text)
     assert m and float(m.group(1)) > float(m.group(2)), text
     f1 = re.search(r"against the gold relations: P [\d.]+ R [\d.]+ F1 ([\d.]+)", text)
     assert f1 and 50 < float(f1.group(1)) < 100, "the sample corpus should be learnable, not trivial"
+    found = re.search(r"The tagger found (\d+) mentions in 3 sentences", text)
+    assert found and int(found.group(1)) >= 3, text  # raw text: the tagger finds mentions

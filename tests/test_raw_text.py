@@ -25,14 +25,24 @@ def tagged_model(tmp_path_factory, ray_session) -> Path:
     """The demo model with its tagger, trained briefly on the sample corpus."""
     from relext_ray.training.run import run
 
+    from relext_ray.training.checkpoint import load_checkpoint
+
     tmp = tmp_path_factory.mktemp("tagged_model")
+    # vectors for a few words, one of them ("zanzibar") never seen in training
+    vectors = tmp / "vectors.txt"
+    vectors.write_text("\n".join(f"{w} " + " ".join(["0.1"] * 12)
+                                 for w in ("the", "zanzibar", "said", "lives")) + "\n")
     cfg = load_experiment(ROOT / "tune_configs" / "demo.yaml", [
         f"data.data_dir={SAMPLE_DIR}", f"data.prepared_dir={tmp / 'prepared'}",
         f"train.checkpoint_dir={tmp / 'ckpt'}", "train.epochs=3", "tracking.enabled=false",
-        "tagger.enabled=true", "tagger.epochs=8", "tagger.word_dim=32", "tagger.hidden=32"])
+        "tagger.enabled=true", "tagger.epochs=8", "tagger.hidden=32",
+        f"tagger.word_vectors={vectors}"])
     result = run(cfg)
     assert result.train_counts["tagger_test_f1"] > 0.5  # the sample's names are learnable
     assert "tagger_test_f1_Peop" in result.metrics()
+    tagger = load_checkpoint(result.checkpoint).tagger
+    assert tagger is not None and tagger.model.word.weight.shape[1] == 12  # the vectors' width
+    assert tagger.vocab.word_id("Zanzibar") == tagger.vocab.words.id("zanzibar") > 1
     return result.checkpoint
 
 
@@ -106,3 +116,46 @@ def test_raw_text_without_a_tagger_is_rejected_with_the_reason(sample_model, tmp
     reasons = sorted(r["reason"] for r in rejects)
     assert sum("entity tagger" in r for r in reasons) == len(LINES)
     assert sum("NUL byte" in r for r in reasons) == 1
+
+
+def test_end_to_end_counts_are_strict_and_know_the_direction():
+    from relext_ray.corpus.records import Entity, Relation, Sentence
+    from relext_ray.prediction.end_to_end import end_to_end_counts, end_to_end_scores
+
+    toks = ("Anna", "Berg", "works", "for", "Acme", ".")
+    gold = Sentence("s", toks, (Entity(0, 2, "Peop"), Entity(4, 5, "Org")),
+                    (Relation(0, 1, "Work_For"),))
+    # the tagger found Acme, and "Berg" only: one mention right, the relation cannot be
+    partial = Sentence("s", toks, (Entity(1, 2, "Peop"), Entity(4, 5, "Org")), tagged=True)
+    rows = [{"sentence_id": "s", "head": 0, "tail": 1, "relation": "Work_For"}]
+    c = end_to_end_counts([gold], [partial], rows, directed=True)
+    assert (c["entity_tp"], c["relation_tp"], c["relation_predicted"]) == (1, 0, 1)
+    exact = Sentence("s", toks, (Entity(4, 5, "Org"), Entity(0, 2, "Peop")), tagged=True)
+    backwards = [{"sentence_id": "s", "head": 0, "tail": 1, "relation": "Work_For"}]
+    assert end_to_end_counts([gold], [exact], backwards, directed=True)["relation_tp"] == 0
+    assert end_to_end_counts([gold], [exact], backwards, directed=False)["relation_tp"] == 1
+    s = end_to_end_scores(end_to_end_counts([gold], [exact], backwards, directed=False))
+    assert s["entity_f1"] == 1.0 and s["end_to_end_f1"] == 1.0
+
+
+def test_predict_end_to_end_equals_the_model_called_directly(tagged_model, tmp_path):
+    """``--entities tagger`` on the sample's test split: the job's entity and end-to-end counts
+    are those of the tagger and model called in this process."""
+    from relext_ray.corpus.jsonl import read_jsonl
+    from relext_ray.prediction.end_to_end import end_to_end_counts, untag
+    from relext_ray.prediction.job import predict
+    from relext_ray.prediction.predictor import Predictor
+
+    path = SAMPLE_DIR / "sample_test.jsonl"
+    summary = predict(str(path), tagged_model, tmp_path / "out", concurrency=2, chunk_size=30,
+                      entities="tagger", progress=False)
+    gold = read_jsonl(path).sentences
+    p = Predictor.load(tagged_model)
+    tagged = p.tag([untag(s) for s in gold])
+    rows = p.score(tagged).table.to_pylist()
+    direct = end_to_end_counts(gold, tagged, rows, directed=False)
+    assert {k: summary[k] for k in direct} == dict(direct)
+    assert summary["entity_gold"] == sum(len(s.entities) for s in gold)
+    assert summary["relation_gold"] == sum(len(s.relations) for s in gold) > 0
+    assert summary["sentences_tagged"] == len(gold)
+    assert 0.0 < summary["end_to_end"]["entity_f1"] <= 1.0

@@ -20,7 +20,7 @@ def demo_config(tmp_path: Path, *extra: str):
     return load_experiment(DEMO, [
         f"data.data_dir={SAMPLE_DIR}", f"data.prepared_dir={tmp_path / 'prepared'}",
         f"train.checkpoint_dir={tmp_path / 'ckpt'}", "train.epochs=2", "tracking.enabled=false",
-        *extra,
+        "tagger.enabled=false", *extra,
     ])
 
 

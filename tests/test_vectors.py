@@ -13,7 +13,13 @@ from relext_ray.config import ModelConfig
 from relext_ray.errors import RelextError
 from relext_ray.instances.vocab import Vocab, Vocabularies
 from relext_ray.model.relation import build_model
-from relext_ray.model.vectors import load_word_vectors, read_vectors, tie_word_dim, vectors_width
+from relext_ray.model.vectors import (
+    load_word_vectors,
+    read_vectors,
+    tie_word_dim,
+    vectors_width,
+    vectors_words,
+)
 
 DEMO = Path(__file__).resolve().parents[1] / "tune_configs" / "demo.yaml"
 TOKENS = ("<pad>", "<unk>", "Anna", "works", "for", "Acme", ".")
@@ -88,6 +94,7 @@ def test_the_vectors_set_the_embedding_width(tmp_path, form):
     if form == "npy":
         path = tmp_path / "v.npy"
         np.save(path, np.zeros((2, 7), dtype=np.float32))
+        path.with_suffix(".vocab").write_text("a\nb\n")
     else:
         path = tmp_path / ("v.vec" if form == "word2vec" else "v.txt")
         text = ("2 7\n" if form == "word2vec" else "") + "a 1 2 3 4 5 6 7\nb 1 2 3 4 5 6 7\n"
@@ -98,6 +105,7 @@ def test_the_vectors_set_the_embedding_width(tmp_path, form):
         else:
             path.write_text(text)
     assert vectors_width(str(path)) == 7
+    assert vectors_words(str(path), 1) == ["a"] and vectors_words(str(path), 9) == ["a", "b"]
     cfg = load_experiment(DEMO, [f"model.word_vectors={path}", "model.word_dim=200"])
     assert tie_word_dim(cfg).model.word_dim == 7
     plain = load_experiment(DEMO, ["model.word_dim=200"])

@@ -11,7 +11,7 @@ from typing import Any
 from relext_ray import console
 from relext_ray.errors import cli_exit
 from relext_ray.prediction.job import predict
-from relext_ray.registry import INPUT_SUFFIXES, OUTPUT_FORMATS
+from relext_ray.registry import ENTITY_SOURCES, INPUT_FORMATS, OUTPUT_FORMATS
 from relext_ray.tracking.runs import predict_tracked, tracking_uri
 
 
@@ -46,6 +46,17 @@ def format_summary(s: dict[str, Any]) -> str:
         m = s["metrics"]
         lines.append(f"against the gold relations: P {100 * m['precision']:.2f} "
                      f"R {100 * m['recall']:.2f} F1 {100 * m['f1']:.2f}")
+    if s.get("sentences_tagged"):
+        lines.append(f"the tagger found {s['mentions_tagged']:,} mentions in "
+                     f"{s['sentences_tagged']:,} sentences")
+    if s.get("end_to_end"):
+        e = s["end_to_end"]
+        how = "directed" if s.get("directed") else "direction not scored (an unordered model)"
+        lines.append(f"end to end (the tagger's mentions against the gold ones): entities P "
+                     f"{100 * e['entity_precision']:.2f} R {100 * e['entity_recall']:.2f} F1 "
+                     f"{100 * e['entity_f1']:.2f}; relations, strict, {how}: P "
+                     f"{100 * e['end_to_end_precision']:.2f} R "
+                     f"{100 * e['end_to_end_recall']:.2f} F1 {100 * e['end_to_end_f1']:.2f}")
     lines.append(f"output: {s['output']} ({s['files']:,} part files), summary.json, "
                  "rejects.jsonl")
     return "\n".join(lines)
@@ -66,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=None,
                    help="directory for the predictions (default: a new folder under "
                         "predictions/ named after the input)")
-    p.add_argument("--format", choices=sorted(set(INPUT_SUFFIXES.values())), default=None,
+    p.add_argument("--format", choices=INPUT_FORMATS, default=None,
                    help="input format (default: from each file's suffix)")
     p.add_argument("--output-format", choices=OUTPUT_FORMATS, default=OUTPUT_FORMATS[0])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="pairs per model batch")
@@ -82,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--theta", type=float, default=None,
                    help="decision threshold (default: the model's own)")
     p.add_argument("--all-scores", action="store_true", help="add every class's score")
+    p.add_argument("--entities", choices=ENTITY_SOURCES, default=ENTITY_SOURCES[0], help=(
+        "given: the records' mentions (raw text is tagged); tagger: tag every record and "
+        "score the tagger's mentions and the relations found between them against the "
+        "records' gold ones (end-to-end)"))
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions")
     p.add_argument("--no-tracking", action="store_true", help="do not log an MLflow run")
     p.add_argument("--experiment", default="relext-predict", help="MLflow experiment")
@@ -96,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
             theta=args.theta, all_scores=args.all_scores, overwrite=args.overwrite,
             progress=console.progress_enabled(), track=not args.no_tracking,
-            experiment=args.experiment, max_tokens=args.max_tokens)
+            experiment=args.experiment, max_tokens=args.max_tokens, entities=args.entities)
         print(format_summary(summary))
         if summary.get("mlflow_run_id"):
             print(f"MLflow run {summary['mlflow_run_id']} in {tracking_uri()}")

@@ -37,8 +37,10 @@ class Sentence:
     # Read from raw text: each token's [start, end) characters in its source (the text file,
     # or the record's ``text``), so output can point at the source span; empty otherwise.
     char_spans: tuple[tuple[int, int], ...] = ()
-    # Raw text has no entity annotations: a tagger finds the mentions (``entities`` is empty).
+    # Raw text has no entity annotations: a tagger is to find the mentions (``entities`` is
+    # empty until then); ``tagged``: the mentions are the tagger's.
     untagged: bool = False
+    tagged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -72,6 +72,14 @@ class TaggerVocab:
     tags: Vocab
     lowercase: bool = False
 
+    def word_id(self, token: str) -> int:
+        """A token's id: as written, else lowercased (pretrained vectors are often lowercase),
+        else ``<unk>``."""
+        if self.lowercase:
+            token = token.lower()
+        found = self.words.get(token)
+        return found if found >= 0 else self.words.id(token.lower())
+
     def batch(self, sentences: list[tuple[str, ...]], tags: list[list[int]] | None = None,
               use_chars: bool = True) -> TagBatch:
         """Pad ``sentences`` (each a non-empty token tuple) into one batch.
@@ -93,8 +101,7 @@ class TaggerVocab:
         for i, sent in enumerate(sentences):
             n = len(sent)
             mask[i, :n] = True
-            words[i, :n] = torch.tensor(
-                [self.words.id(tok.lower() if self.lowercase else tok) for tok in sent])
+            words[i, :n] = torch.tensor([self.word_id(tok) for tok in sent])
             shapes[i, :n] = torch.tensor([shape_id(tok) for tok in sent])
             if use_chars:
                 for j, tok in enumerate(sent):

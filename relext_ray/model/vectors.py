@@ -18,6 +18,7 @@ word index; ``pip install relext_ray[vectors]``).
 from __future__ import annotations
 
 import gzip
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,32 @@ def vectors_width(source: str) -> int:
             if len(parts) >= 2:
                 return len(parts) - 1
     raise RelextError(f"model.word_vectors: {path} holds no vectors")
+
+
+def vectors_words(source: str, limit: int) -> list[str]:
+    """The first ``limit`` words of a vectors file (GloVe and word2vec files list the most
+    frequent words first): a vocabulary that covers words training never saw."""
+    path, words = resolve(source)
+    if words is not None:
+        return words[:limit]
+    if path.suffix == ".npy":
+        vocab = path.with_suffix(".vocab")
+        if not vocab.is_file():
+            raise RelextError(f"model.word_vectors: {path} needs its words in {vocab}")
+        with open(vocab, encoding="utf-8") as fh:
+            return [line.rstrip("\n") for line in itertools.islice(fh, limit)]
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[str] = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line_no, line in enumerate(fh, 1):
+            parts = line.split(" ", 2)
+            if line_no == 1 and len(parts) == 2 and all(x.strip().isdigit() for x in parts):
+                continue
+            if len(parts) >= 2:
+                out.append(parts[0])
+            if len(out) >= limit:
+                break
+    return out
 
 
 def tie_word_dim(cfg: ExperimentConfig) -> ExperimentConfig:

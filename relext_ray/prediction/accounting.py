@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from relext_ray.errors import RelextError
+from relext_ray.prediction.end_to_end import COUNT_KEYS as E2E_KEYS
+from relext_ray.prediction.end_to_end import end_to_end_scores
 from relext_ray.prediction.parts import part_rows
 
 COUNT_KEYS = (
@@ -16,6 +18,7 @@ COUNT_KEYS = (
     "annotations_rejected", "pairs_scored", "pairs_filtered", "filtered_positives",
     "gold_relations", "units", "blank_lines", "sentences_too_long",
     "sentences_failed", "records_renamed", "sentences_tagged", "mentions_tagged",
+    *E2E_KEYS,
 )
 
 
@@ -91,4 +94,7 @@ class Accounting:
                               "error_breakdown": s.error_breakdown}
         else:
             out["metrics"] = None
+        # with --entities tagger: the tagger's mentions and the relations between them against
+        # the records' gold annotations
+        out["end_to_end"] = end_to_end_scores(out) if out["entity_gold"] else None
         return out

@@ -36,6 +36,7 @@ from relext_ray.data.transforms import rows_of
 from relext_ray.errors import RelextError
 from relext_ray.prediction.accounting import Accounting
 from relext_ray.prediction.attempts import FOLDER, WHOLE_ATTEMPTS, Attempts
+from relext_ray.prediction.end_to_end import end_to_end_counts, untag
 from relext_ray.prediction.inputs import plan_input
 from relext_ray.prediction.limits import resolve_max_tokens
 from relext_ray.prediction.parts import (
@@ -46,7 +47,7 @@ from relext_ray.prediction.parts import (
     unpack_directory,
     write_part,
 )
-from relext_ray.registry import OUTPUT_FORMATS
+from relext_ray.registry import ENTITY_SOURCES, OUTPUT_FORMATS
 
 OUTPUT_FILES = ("summary.json", "rejects.jsonl")
 
@@ -75,7 +76,8 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
             chunk_size: int = 1000, concurrency: int = 1, cpus_per_replica: float = 1.0,
             gpus_per_replica: float = 0.0, theta: float | None = None, all_scores: bool = False,
             overwrite: bool = False, progress: bool = True,
-            model_name: str | None = None, max_tokens: int | None = None) -> dict[str, Any]:
+            model_name: str | None = None, max_tokens: int | None = None,
+            entities: str = "given") -> dict[str, Any]:
     """Run batch prediction; return the summary (also written to ``OUTPUT/summary.json``).
 
     Args:
@@ -87,6 +89,9 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
         model_name: How the summary names the model (default: the checkpoint's path).
         max_tokens: Records of more tokens go to ``rejects.jsonl`` (0: no limit; default:
             twice the longest training sentence, ``prediction.limits``).
+        entities: ``given``: use the records' mentions (the tagger finds those of raw text);
+            ``tagger``: the tagger finds every record's mentions, and the given ones (with the
+            gold relations) are what the end-to-end scores compare with.
 
     Returns:
         The summary: counts that account for every sentence, relations predicted, scores
@@ -98,6 +103,9 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
 
     if concurrency < 1 or batch_size < 1:
         raise RelextError("--concurrency and --batch-size must be at least 1")
+    if entities not in ENTITY_SOURCES:
+        raise RelextError(f"--entities must be one of {', '.join(ENTITY_SOURCES)}, got "
+                          f"{entities!r}")
     if out_format not in OUTPUT_FORMATS:
         raise RelextError(f"--output-format must be parquet or jsonl, got {out_format!r}")
     t0 = time.perf_counter()
@@ -138,7 +146,7 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
                                "output": str(out), "units": len(units),
                                "out_format": out_format, "theta": theta,
                                "all_scores": all_scores, "batch_size": batch_size,
-                               "max_tokens": limit,
+                               "max_tokens": limit, "retag": entities == "tagger",
                                "poison": os.environ.get("RELEXT_TEST_POISON_RECORD")},
     )
     account = Accounting(labels)
@@ -161,7 +169,8 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
         "model": model_name or str(checkpoint_dir), "input": str(input_spec), "output": str(out),
         "output_format": out_format, "theta": used_theta, "replicas": concurrency,
         "cpus_per_replica": cpus_per_replica, "gpus_per_replica": gpus_per_replica,
-        "max_tokens": limit, **account.summary(),
+        "max_tokens": limit, "entities": entities, "directed": meta["mode"] == "ordered",
+        **account.summary(),
         "duplicate_ids": len(duplicated),
         "duplicate_id_examples": dict(sorted(duplicated.items())[:10]),
         "seconds": round(seconds, 3),
@@ -179,7 +188,8 @@ class UnitScorer:
                  out_format: str = "parquet", theta: float | None = None,
                  all_scores: bool = False, batch_size: int = 1024,
                  brat: BratOptions | None = None, device: str = "auto",
-                 max_tokens: int | None = None, poison: str | None = None) -> None:
+                 max_tokens: int | None = None, poison: str | None = None,
+                 retag: bool = False) -> None:
         """``checkpoint``: packed bytes, or ``[ObjectRef]`` to them (the driver puts the model in
         the object store once; a restarted replica fetches it again from there). ``output``
         must be reachable from every node that runs a replica (a shared filesystem)."""
@@ -200,7 +210,8 @@ class UnitScorer:
             update={"eval_batch_size": batch_size})})
         self.output, self.units, self.fmt = Path(output), units, out_format
         self.theta, self.all_scores, self.max_tokens = theta, all_scores, max_tokens
-        self.poison = poison
+        self.poison, self.retag = poison, retag
+        self.directed = self.predictor.checkpoint.meta["mode"] == "ordered"
         self.brat = brat or BratOptions()
         self.schema = prediction_schema(self.predictor.labels, all_scores)
         self.node = _node_address()
@@ -227,6 +238,9 @@ class UnitScorer:
         result = read_unit(unit, self.brat, self.predictor.tokenization)
         rename(result, renames or {})
         too_long = reject_long(result, unit.path, self.max_tokens)
+        gold = {s.id: s for s in result.sentences} if self.retag else {}
+        if self.retag:
+            result.sentences = [untag(s) for s in result.sentences]
         scored, failed = None, []
         if earlier < WHOLE_ATTEMPTS:
             try:
@@ -260,9 +274,14 @@ class UnitScorer:
             sentences_too_long=len(too_long),
             sentences_failed=len(failed),
             records_renamed=len(renames or {}),
-            sentences_tagged=sum(s.untagged for s in result.sentences),
-            mentions_tagged=sum(len(s.entities) for s in result.sentences if s.untagged),
+            sentences_tagged=sum(s.tagged for s in result.sentences),
+            mentions_tagged=sum(len(s.entities) for s in result.sentences if s.tagged),
         )
+        if self.retag:
+            counts.update(end_to_end_counts(
+                [gold[s.id] for s in result.sentences], result.sentences,
+                pairs.select(["sentence_id", "head", "tail", "relation"]).to_pylist(),
+                self.directed))
         per_class = Counter(pairs.column("relation").to_pylist())
         payload = {"counts": dict(counts), "relations": dict(per_class),
                    "confusion": scored.confusion.tolist(), "file": name,

@@ -186,7 +186,7 @@ class Predictor:
                               self.device)
         out = list(sentences)
         for k, mentions in zip(todo, found, strict=True):
-            out[k] = replace(sentences[k], entities=tuple(
+            out[k] = replace(sentences[k], untagged=False, tagged=True, entities=tuple(
                 Entity(m.start, m.end, m.type, round(m.score, 6)) for m in mentions))
         return out
 

@@ -26,11 +26,13 @@ KEEP_CHECKPOINTS = 3
 
 
 def in_trial(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The config as a trial runs it: untracked (the driver writes MLflow) and, unless set,
-    with as many torch threads as the CPUs Ray gave the trial."""
+    """The config as a trial runs it: untracked (the driver writes MLflow), without the entity
+    tagger (the search selects the relation model; the best configuration's final run trains
+    the tagger) and, unless set, with as many torch threads as the CPUs Ray gave the trial."""
     threads = cfg.train.num_threads or assigned_cpus()
     return cfg.model_copy(update={
         "tracking": cfg.tracking.model_copy(update={"enabled": False}),
+        "tagger": cfg.tagger.model_copy(update={"enabled": False}),
         "train": cfg.train.model_copy(update={"num_threads": threads})})
 
 

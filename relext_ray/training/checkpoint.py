@@ -43,7 +43,8 @@ def save_tagger(directory: Path, tagger: Tagger) -> None:
     model: one checkpoint, and so one MLflow model, carries both."""
     torch.save(tagger.model.state_dict(), directory / "tagger.pt")
     spec = {"config": json.loads(tagger.model.cfg.model_dump_json()),
-            "chars": list(tagger.vocab.chars.items), "lowercase": tagger.vocab.lowercase}
+            "chars": list(tagger.vocab.chars.items), "lowercase": tagger.vocab.lowercase,
+            "words": list(tagger.vocab.words.items)}
     (directory / "tagger.json").write_text(json.dumps(spec, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
 
@@ -54,7 +55,7 @@ def load_tagger(directory: Path, vocabs: Vocabularies,
     if not (directory / "tagger.json").exists():
         return None
     spec = json.loads((directory / "tagger.json").read_text(encoding="utf-8"))
-    vocab = TaggerVocab(vocabs.tokens, Vocab(tuple(spec["chars"])), vocabs.tags,
+    vocab = TaggerVocab(Vocab(tuple(spec["words"])), Vocab(tuple(spec["chars"])), vocabs.tags,
                         bool(spec["lowercase"]))
     model = EntityTagger(TaggerConfig.model_validate(spec["config"]), len(vocab.words),
                          len(vocab.chars), len(vocab.tags))

@@ -24,6 +24,7 @@ from relext_ray.errors import RelextError
 from relext_ray.instances.features import bio_tags, tag_ids
 from relext_ray.instances.vocab import Vocab
 from relext_ray.model.tagger import EntityTagger, Mention, TaggerVocab, char_vocab, mentions_from_tags
+from relext_ray.model.vectors import read_vectors, resolve, vectors_width, vectors_words
 from relext_ray.training.metrics import prf
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -77,8 +78,12 @@ def gold_spans(sentence: Sentence) -> set[Span]:
 
 
 def tagger_vocab(train: list[Sentence], words: Vocab, tags: Vocab,
-                 lowercase: bool = False) -> TaggerVocab:
-    """The relation model's word and tag vocabularies, and the training split's characters."""
+                 lowercase: bool = False, extra_words: list[str] = ()) -> TaggerVocab:
+    """The relation model's word and tag vocabularies (the words extended by
+    ``extra_words``: those of pretrained vectors), and the training split's characters."""
+    if extra_words:
+        known = set(words.items)
+        words = Vocab((*words.items, *(w for w in dict.fromkeys(extra_words) if w not in known)))
     return TaggerVocab(words, char_vocab([t for s in train for t in s.tokens]), tags, lowercase)
 
 
@@ -142,7 +147,15 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    if cfg.word_vectors is not None:
+        cfg = cfg.model_copy(update={"word_dim": vectors_width(cfg.word_vectors)})
     tagger = EntityTagger(cfg, len(vocab.words), len(vocab.chars), len(vocab.tags)).to(device)
+    if cfg.word_vectors is not None:
+        path, words = resolve(cfg.word_vectors)
+        rows, values, _ = read_vectors(path, vocab.words.items, words)
+        with torch.no_grad():
+            tagger.word.weight[torch.from_numpy(rows).to(device)] = torch.from_numpy(values).to(
+                device)
     optimizer = torch.optim.Adam(tagger.parameters(), lr=cfg.lr)
     train = [s for s in train if s.tokens]
     gold = [tag_ids(bio_tags(s), vocab.tags) for s in train]
@@ -193,7 +206,9 @@ def run_tagger(cfg: ExperimentConfig, words: Vocab, tags: Vocab, device: torch.d
               for s in ("train", "dev", "test")}
     if not splits["train"] or not splits["dev"]:
         raise RelextError(f"tagger: {cfg.data.data_dir} needs a train and a dev split")
-    vocab = tagger_vocab(splits["train"], words, tags, cfg.data.lowercase)
+    extra = (vectors_words(cfg.tagger.word_vectors, cfg.tagger.vectors_vocab)
+             if cfg.tagger.word_vectors is not None else [])
+    vocab = tagger_vocab(splits["train"], words, tags, cfg.data.lowercase, extra)
     fitted = fit_tagger(cfg.tagger, vocab, splits["train"], splits["dev"], device,
                         cfg.train.seed, callback)
     metrics = {"tagger_best_epoch": float(fitted.best_epoch),

@@ -1,0 +1,78 @@
+"""Raw text in, relations out, on a corpus's test split: the tagger's mentions, then the
+relations the model finds between them, against the gold annotations; beside the same model's
+score with the gold mentions given. Several seeds, mean ± sd.
+
+    python benchmarks/end_to_end.py --config tune_configs/conll04.yaml --seeds 1 2 3 \\
+        --set tagger.word_vectors=glove-6b-50d
+
+Entities: strict span + type. Relations: strict (both spans and types, the relation type; the
+direction in ordered mode, else compared as unordered pairs). Writes the raw numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * sd:.1f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="tune_configs/conll04.yaml")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--json", type=Path, default=Path("out/end_to_end.json"))
+    args = p.parse_args()
+
+    from relext_ray.config import load_experiment
+    from relext_ray.data.local import brat_options, read_split
+    from relext_ray.prediction.end_to_end import end_to_end_counts, end_to_end_scores, untag
+    from relext_ray.prediction.predictor import Predictor
+    from relext_ray.training.run import run
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            cfg = load_experiment(args.config, [
+                *args.overrides, "tagger.enabled=true", f"train.seed={seed}",
+                "tracking.enabled=false", f"train.checkpoint_dir={tmp}/seed-{seed}"])
+            r = run(cfg)
+            gold = read_split(cfg.data.corpus, cfg.data.data_dir, "test",
+                              brat_options(cfg.data.prepare_config(cfg.prepared_dir)))
+            predictor = Predictor.load(r.checkpoint)
+            tagged = predictor.tag([untag(s) for s in gold])
+            pairs = predictor.score(tagged).table.select(
+                ["sentence_id", "head", "tail", "relation"]).to_pylist()
+            directed = cfg.data.mode == "ordered"
+            e2e = end_to_end_scores(end_to_end_counts(gold, tagged, pairs, directed))
+            row = {"seed": seed, "gold_entities_f1": r.test.f1, **e2e,
+                   "tagger_best_epoch": r.train_counts["tagger_best_epoch"],
+                   "best_epoch": r.best_epoch}
+            rows.append(row)
+            print(f"seed {seed}: gold mentions F1 {100 * r.test.f1:.2f}; entities F1 "
+                  f"{100 * e2e['entity_f1']:.2f}; end to end F1 {100 * e2e['end_to_end_f1']:.2f} "
+                  f"(P {100 * e2e['end_to_end_precision']:.2f}, "
+                  f"R {100 * e2e['end_to_end_recall']:.2f})", flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"config": args.config, "overrides": args.overrides,
+                                     "runs": rows}, indent=2) + "\n")
+    print("\n| score | test F1 |\n|---|---:|")
+    for key, name in (("gold_entities_f1", "relations, gold mentions given"),
+                      ("entity_f1", "entities (tagger), strict"),
+                      ("end_to_end_f1", "relations end to end, strict")):
+        print(f"| {name} | {mean_sd([r[key] for r in rows])} |")
+
+
+if __name__ == "__main__":
+    main()
