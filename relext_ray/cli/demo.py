@@ -81,8 +81,8 @@ def demo(out: Path) -> None:
 
     print("\n== 2. train: multi-task CNN with entity BIO-tag embeddings (+MTL +Tag)")
     result, run_id, _ = run_tracked(
-        cfg, callback=lambda e, m: print(f"epoch {e:2d}: loss {m['loss']:.3f}, "
-                                         f"dev F1 {100 * m['dev_f1']:5.1f}", flush=True),
+        cfg, callback=lambda e, m: "loss" in m and print(
+            f"epoch {e:2d}: loss {m['loss']:.3f}, dev F1 {100 * m['dev_f1']:5.1f}", flush=True),
         run_name="demo")
     print(format_result(result))
     uri = tracking_uri()

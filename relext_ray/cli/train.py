@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_experiment(args.config, args.overrides)
 
         def show(epoch: int, m: dict[str, float]) -> None:
+            if "tagger_loss" in m:  # the entity tagger's epochs, after the relation model's
+                print(f"tagger epoch {epoch:3d}  loss {m['tagger_loss']:.4f}  dev entity P/R/F1 "
+                      f"{100 * m['tagger_dev_precision']:.2f}/{100 * m['tagger_dev_recall']:.2f}/"
+                      f"{100 * m['tagger_dev_f1']:.2f}", flush=True)
+                return
             print(f"epoch {epoch:3d}  loss {m['loss']:.4f}  dev P/R/F1 "
                   f"{100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
                   f"{100 * m['dev_f1']:.2f}  {m['epoch_seconds']:.1f}s", flush=True)

@@ -101,6 +101,13 @@ def format_result(r: TrainResult) -> str:
         if s is not None and theta is not None:
             lines.append(f"{name:18} {theta:7.3f} {100 * s.precision:6.2f} {100 * s.recall:6.2f} "
                          f"{100 * s.f1:6.2f}")
+    c = r.train_counts
+    if "tagger_best_dev_f1" in c:
+        test = (f", test P/R/F1 {100 * c['tagger_test_precision']:.2f}/"
+                f"{100 * c['tagger_test_recall']:.2f}/{100 * c['tagger_test_f1']:.2f}"
+                if "tagger_test_f1" in c else "")
+        lines.append(f"entity tagger: best epoch {int(c['tagger_best_epoch'])}, dev F1 "
+                     f"{100 * c['tagger_best_dev_f1']:.2f}{test} (strict: span and type)")
     return "\n".join(lines)
 
 
