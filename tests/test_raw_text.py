@@ -23,9 +23,8 @@ LINES = ["Hana Silva settled in Accra after Quito.",
 @pytest.fixture(scope="module")
 def tagged_model(tmp_path_factory, ray_session) -> Path:
     """The demo model with its tagger, trained briefly on the sample corpus."""
-    from relext_ray.training.run import run
-
     from relext_ray.training.checkpoint import load_checkpoint
+    from relext_ray.training.run import run
 
     tmp = tmp_path_factory.mktemp("tagged_model")
     # vectors for a few words, one of them ("zanzibar") never seen in training

@@ -249,3 +249,28 @@ def test_folders_and_markers_of_lost_trials_are_deleted(tmp_path):
     assert sorted(d.name for d in search.iterdir()) == [FINISHED, "other", "trial_a_1"]
     assert sorted(d.name for d in staging.iterdir()) == ["other", "trial_a_1"]
     assert [f.stem for f in (search / FINISHED).glob("*.json")] == ["a"]
+
+
+def test_a_setting_added_since_a_search_started_does_not_block_its_resume():
+    """A search recorded before a setting existed resumes when the setting keeps its default;
+    a changed value, or a recorded config this version cannot read, is refused by name."""
+    import json
+    from pathlib import Path
+
+    from relext_ray.config import TuneExperimentConfig, load_search
+    from relext_ray.search.folder import changed_settings
+
+    cfg = load_search(Path(__file__).resolve().parents[1] / "tune_configs" / "conll04_search.yaml")
+    now = json.loads(cfg.model_dump_json())
+
+    def normalize(c):
+        return json.loads(TuneExperimentConfig.model_validate(c).model_dump_json())
+
+    old = json.loads(cfg.model_dump_json())
+    del old["experiment"]["tagger"]  # recorded by a version without the tagger
+    assert changed_settings(old, now, normalize) == []
+    assert changed_settings(old, now) != []  # without reading it as this version would
+    old["experiment"]["train"]["lr"] = 0.5
+    assert changed_settings(old, now, normalize) == ["experiment.train.lr"]
+    old["experiment"]["train"]["no_such_setting"] = 1
+    assert "no longer validates" in changed_settings(old, now, normalize)[0]

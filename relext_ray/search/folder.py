@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,29 @@ from ray import tune
 from relext_ray.config import flatten
 from relext_ray.errors import RelextError
 
+Normalize = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def changed_settings(was: dict[str, Any], now: dict[str, Any],
+                     normalize: Normalize | None = None) -> list[str]:
+    """The settings (dotted keys) in which a job's recorded config and the requested one differ.
+
+    ``normalize`` reads the recorded config as this version of the package would (validated,
+    defaults filled in), so a setting added since the job started, left at its default, is no
+    difference; a recorded config this version cannot read is reported as one.
+    """
+    if normalize is not None:
+        try:
+            was = normalize(was)
+        except Exception as exc:  # validation: a setting removed or renamed since
+            return [f"(the recorded config no longer validates: {str(exc).splitlines()[0]})"]
+    a, b = flatten(was), flatten(now)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
 
 def start(folder: Path, record_name: str, resume: bool, overwrite: bool, *, what: str,
-          tracking_uri: str, config: dict[str, Any] | None = None) -> dict[str, Any] | None:
+          tracking_uri: str, config: dict[str, Any] | None = None,
+          normalize: Normalize | None = None) -> dict[str, Any] | None:
     """Check the job folder against the request.
 
     Args:
@@ -31,6 +52,7 @@ def start(folder: Path, record_name: str, resume: bool, overwrite: bool, *, what
         what: What the job is called in messages ("search", "study").
         tracking_uri: The MLflow tracking store in use now.
         config: The job's config as JSON data; a resumed job must have the same.
+        normalize: Reads a recorded config as the current version would (``changed_settings``).
 
     Returns:
         The record of the job to resume, or None for a new job (the folder is then empty).
@@ -42,8 +64,7 @@ def start(folder: Path, record_name: str, resume: bool, overwrite: bool, *, what
                               "(run without --resume)")
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if config is not None:
-            was, now = flatten(record["config"]), flatten(config)
-            changed = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+            changed = changed_settings(record["config"], config, normalize)
             if changed:
                 raise RelextError(f"--resume needs the config the {what} at {folder} started "
                                   f"with; these values differ: {', '.join(changed)}")

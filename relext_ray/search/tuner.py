@@ -96,7 +96,8 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
     uri = runs.tracking_uri()
     config = json.loads(cfg.model_dump_json())
     record = folder.start(exp_dir, RECORD, resume, overwrite, what="search", tracking_uri=uri,
-                          config=config)
+                          config=config, normalize=lambda c: json.loads(
+                              type(cfg).model_validate(c).model_dump_json()))
     exp_dir.mkdir(parents=True, exist_ok=True)
     init_ray()
     ensure_prepared(exp_cfg)  # once, on the driver, before trials start
