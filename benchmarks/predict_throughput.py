@@ -91,7 +91,8 @@ def plain(model: Path, corpus: Path, out: Path, part: str = "0/1",
     return {"pairs": pairs, "seconds": time.perf_counter() - t0}
 
 
-def with_ray(model: Path, corpus: Path, out: Path, replicas: int, chunk_size: int) -> dict:
+def with_ray(model: Path, corpus: Path, out: Path, replicas: int,
+             chunk_size: int | None) -> dict:
     from relext_ray.cluster.connect import init_ray
     from relext_ray.tracking.runs import predict_tracked as predict
 
@@ -105,13 +106,14 @@ def with_ray(model: Path, corpus: Path, out: Path, replicas: int, chunk_size: in
 
 
 def run_one(way: str, model: Path, corpus: Path, out: Path, plain_path: str,
-            chunk_size: int) -> dict:
+            chunk_size: int | None) -> dict:
     """Run one way in fresh processes (two for plain-x2) while sampling their memory."""
     parts = ["0/2", "1/2"] if way == "plain-x2" else ["0/1"]
     child = "plain" if way.startswith("plain") else way
     procs = [subprocess.Popen([sys.executable, __file__, "--child", child, "--part", part,
                                "--model", str(model), "--corpus", str(corpus), "--out", str(out),
-                               "--plain", plain_path, "--chunk-size", str(chunk_size)],
+                               "--plain", plain_path,
+                               *(["--chunk-size", str(chunk_size)] if chunk_size else [])],
                               stdout=subprocess.PIPE, text=True) for part in parts]
     peak = 0
 
@@ -171,8 +173,8 @@ def main() -> None:
                         "(--like, else the model's) instead of a synthetic corpus")
     p.add_argument("--plain", choices=("per-pair", "factored"), default="per-pair",
                    help="how the plain loop encodes (default: each pair on its own)")
-    p.add_argument("--chunk-size", type=int, default=1000,
-                   help="records per unit of work of the Ray ways (predict's --chunk-size)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="records per unit of work of the Ray ways (default: predict's own)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -394,3 +394,15 @@ def test_the_default_output_is_a_new_folder_named_after_the_input(tmp_path):
     (root / "test" / "summary.json").write_text("{}")
     assert default_output("data/test.jsonl", root) == root / "test-2"
     assert default_output("data/*.jsonl", root) == root / "_"
+
+
+def test_units_are_sized_so_every_replica_gets_several(tmp_path):
+    """Without --chunk-size: eight units per replica, 50 to 1,000 records each."""
+    from relext_ray.prediction.inputs import plan_input
+
+    for n, replicas, chunk in ((100, 2, 50), (2_000, 2, 125), (40_000, 2, 1000), (2_000, 1, 250)):
+        path = tmp_path / f"in{n}.jsonl"
+        path.write_text('{"tokens": ["a"], "entities": []}\n' * n)
+        units, size = plan_input(str(path), replicas=replicas)
+        assert size == chunk and len(units) == -(-n // chunk)
+    assert plan_input(str(path), chunk_size=7)[1] == 7

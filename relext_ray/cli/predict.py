@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "records of more tokens go to rejects.jsonl with the reason (0: no limit; default: "
         "twice the longest sentence the model was trained on)"))
     p.add_argument("--chunk-size", type=int, default=DEFAULTS["chunk_size"],
-                   help="records per unit of work and output file (brat: one document)")
+                   help="records per unit of work and output file (brat: one document; default: "
+                   "eight units per replica, 50 to 1,000 records each)")
     p.add_argument("--concurrency", type=int, default=DEFAULTS["concurrency"], help="model replicas")
     p.add_argument("--cpus-per-replica", type=float, default=DEFAULTS["cpus_per_replica"])
     p.add_argument("--gpus-per-replica", type=float, default=DEFAULTS["gpus_per_replica"],

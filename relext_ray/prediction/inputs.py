@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+from relext_ray.corpus.conll04 import load_records
+from relext_ray.corpus.jsonl import count_lines
 from relext_ray.corpus.sources import Unit, file_units
 from relext_ray.errors import RelextError
 from relext_ray.registry import INPUT_FORMATS, INPUT_SUFFIXES
@@ -58,9 +60,35 @@ def default_output(spec: str | Path, root: Path = Path("predictions")) -> Path:
     return candidate
 
 
-def plan_input(spec: str | Path, fmt: str | None = None, chunk_size: int = 1000) -> list[Unit]:
-    """Units of at most ``chunk_size`` records (one per brat document) over the input files."""
-    if chunk_size < 1:
+# The automatic unit size: up to this many records, and small enough that every replica gets
+# several units, so that no replica idles while another finishes a large last unit.
+MAX_CHUNK, MIN_CHUNK, UNITS_PER_REPLICA = 1000, 50, 8
+
+
+def record_count(path: Path, corpus: str) -> int:
+    """Records in one input file (brat: one document)."""
+    if corpus == "brat":
+        return 1
+    if corpus == "conll04":
+        records = load_records(path)
+        return len(records) if isinstance(records, list) else 1
+    return count_lines(path)
+
+
+def auto_chunk(files: list[tuple[Path, str]], replicas: int) -> int:
+    """Records per unit: ``UNITS_PER_REPLICA`` units per replica over the whole input, within
+    [``MIN_CHUNK``, ``MAX_CHUNK``]."""
+    total = sum(record_count(p, c) for p, c in files)
+    return max(MIN_CHUNK, min(MAX_CHUNK, -(-total // (UNITS_PER_REPLICA * max(replicas, 1)))))
+
+
+def plan_input(spec: str | Path, fmt: str | None = None, chunk_size: int | None = None,
+               replicas: int = 1) -> tuple[list[Unit], int]:
+    """Units of at most ``chunk_size`` records (one per brat document) over the input files,
+    and the chunk size used (``None``: ``auto_chunk`` for ``replicas``)."""
+    if chunk_size is not None and chunk_size < 1:
         raise RelextError(f"--chunk-size must be at least 1, got {chunk_size}")
-    return [unit for path, corpus in input_files(spec, fmt)
-            for unit in file_units("predict", corpus, path, chunk_size)]
+    files = input_files(spec, fmt)
+    size = chunk_size or auto_chunk(files, replicas)
+    return [unit for path, corpus in files
+            for unit in file_units("predict", corpus, path, size)], size

@@ -73,7 +73,7 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
 
 def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
             fmt: str | None = None, out_format: str = "parquet", batch_size: int = 1024,
-            chunk_size: int = 1000, concurrency: int = 1, cpus_per_replica: float = 1.0,
+            chunk_size: int | None = None, concurrency: int = 1, cpus_per_replica: float = 1.0,
             gpus_per_replica: float = 0.0, theta: float | None = None, all_scores: bool = False,
             overwrite: bool = False, progress: bool = True,
             model_name: str | None = None, max_tokens: int | None = None,
@@ -115,7 +115,7 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
     labels = list(meta["labels"])
     used_theta = float(meta["theta"]) if theta is None else float(theta)
     limit = resolve_max_tokens(max_tokens, meta)
-    units = plan_input(input_spec, fmt, chunk_size)
+    units, chunk_size = plan_input(input_spec, fmt, chunk_size, concurrency)
     out = Path(output).resolve()
     _prepare_output(out, overwrite)
 
@@ -169,7 +169,8 @@ def predict(input_spec: str, checkpoint: str | Path, output: str | Path, *,
         "model": model_name or str(checkpoint_dir), "input": str(input_spec), "output": str(out),
         "output_format": out_format, "theta": used_theta, "replicas": concurrency,
         "cpus_per_replica": cpus_per_replica, "gpus_per_replica": gpus_per_replica,
-        "max_tokens": limit, "entities": entities, "directed": meta["mode"] == "ordered",
+        "max_tokens": limit, "chunk_size": chunk_size, "entities": entities,
+        "directed": meta["mode"] == "ordered",
         **account.summary(),
         "duplicate_ids": len(duplicated),
         "duplicate_id_examples": dict(sorted(duplicated.items())[:10]),
