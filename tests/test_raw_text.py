@@ -158,3 +158,23 @@ def test_predict_end_to_end_equals_the_model_called_directly(tagged_model, tmp_p
     assert summary["relation_gold"] == sum(len(s.relations) for s in gold) > 0
     assert summary["sentences_tagged"] == len(gold)
     assert 0.0 < summary["end_to_end"]["entity_f1"] <= 1.0
+
+
+def test_the_mlflow_model_takes_raw_text_too(tagged_model, tmp_path, monkeypatch):
+    """The logged pyfunc carries the tagger: raw-text records score like the Python API."""
+    import mlflow
+
+    from relext_ray.tracking.runs import log_model
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    with mlflow.start_run():
+        uri = log_model(tagged_model)
+    model = mlflow.pyfunc.load_model(uri)
+    rows = model.predict([{"id": "t", "text": LINES[1]}])
+    from relext_ray.corpus.jsonl import text_record
+
+    predictor = relext_ray.load(tagged_model).predictor
+    direct = predictor.score(text_record({"id": "t", "text": LINES[1]}, "t", "words")).table
+    assert len(rows) == direct.num_rows > 0
+    assert rows["head_char_start"].tolist() == direct.column("head_char_start").to_pylist()

@@ -12,6 +12,7 @@ import mlflow.pyfunc
 import pandas as pd
 import pydantic
 
+from relext_ray.corpus.jsonl import text_record
 from relext_ray.corpus.records import sentence_from_dict
 
 
@@ -29,12 +30,14 @@ class GoldRelation(pydantic.BaseModel):
 
 class Record(pydantic.BaseModel):
     """A canonical record: tokens, entity mentions (token offsets, end exclusive), and
-    optionally an id and gold relations (which are scored against)."""
+    optionally an id and gold relations (which are scored against). Raw text, for a model with
+    an entity tagger: ``text`` alone, or ``tokens`` without ``entities``."""
 
-    tokens: list[str]
-    entities: list[Mention]
+    tokens: list[str] | None = None
+    entities: list[Mention] | None = None
     id: str | None = None
     relations: list[GoldRelation] | None = None
+    text: str | None = None
 
 
 class RelationExtractor(mlflow.pyfunc.PythonModel):
@@ -48,8 +51,14 @@ class RelationExtractor(mlflow.pyfunc.PythonModel):
                 params: dict[str, float] | None = None) -> pd.DataFrame:
         """``model_input``: canonical records (dicts or a DataFrame of them); ``params``:
         optional ``theta`` (its default is the model's own threshold)."""
-        sentences = [sentence_from_dict(r.model_dump(exclude_none=True), f"row:{i}")
-                     for i, r in enumerate(model_input)]
+        tokenization = self.predictor.tokenization
+        sentences = []
+        for i, r in enumerate(model_input):
+            record = r.model_dump(exclude_none=True)
+            if "text" in record and "tokens" not in record:
+                sentences += text_record(record, f"row:{i}", tokenization)
+            else:
+                sentences.append(sentence_from_dict(record, f"row:{i}"))
         theta = (params or {}).get("theta")
         return self.predictor.score(sentences, theta=theta).table.to_pandas()
 
