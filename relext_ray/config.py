@@ -302,10 +302,38 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...]
         _set(tree, key.strip(), yaml.safe_load(raw))
 
 
-def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read a YAML config, apply ``key.path=value`` overrides, validate; errors name the key."""
-    p = Path(path)
+def _merge(into: dict[str, Any], tree: dict[str, Any]) -> None:
+    """Set ``tree``'s values into ``into``, section by section."""
+    for k, v in tree.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def experiment_tree(p: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A training config file as data: its ``base`` (another config, relative to this file)
+    with this file's own values on top, then its ``overrides`` (``key.path=value`` items), so a
+    tuned config can say only what it changes."""
     tree = read_yaml(p)
+    base = tree.pop("base", None)
+    extra = tree.pop("overrides", []) or []
+    if base is not None:
+        base_path = p.parent / base
+        if base_path.resolve() in (*seen, p.resolve()):
+            raise RelextError(f"{p}: base {base} includes itself")
+        merged = experiment_tree(base_path, (*seen, p.resolve()))
+        _merge(merged, tree)
+        tree = merged
+    apply_overrides(tree, extra)
+    return tree
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML config (and its ``base``), apply ``key.path=value`` overrides, validate;
+    errors name the key."""
+    p = Path(path)
+    tree = experiment_tree(p)
     apply_overrides(tree, overrides)
     try:
         return ExperimentConfig.model_validate(tree)

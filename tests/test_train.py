@@ -201,3 +201,18 @@ def test_pretrained_vectors_and_another_optimizer_train(tmp_path):
     loaded = load_checkpoint(result.checkpoint)
     assert loaded.config.model.word_dim == 17
     assert loaded.model.word.weight.shape[1] == 17
+
+
+def test_a_config_can_build_on_a_base_config(tmp_path):
+    """``base`` + own values + ``overrides``, in that order; a base that includes itself is an
+    error, not a loop."""
+    (tmp_path / "tuned.yaml").write_text(
+        f"name: tuned\nbase: {ROOT / 'tune_configs' / 'conll04.yaml'}\n"
+        "train: {lr: 0.0005}\noverrides:\n  - loss.m_pos=3.0\n  - train.optimizer=adamw\n")
+    cfg = load_experiment(tmp_path / "tuned.yaml", ["train.seed=7"])
+    assert cfg.name == "tuned" and cfg.train.lr == 0.0005 and cfg.loss.m_pos == 3.0
+    assert cfg.train.optimizer == "adamw" and cfg.train.seed == 7
+    assert cfg.loss.m_neg == 0.5 and cfg.data.corpus == "conll04"  # from the base
+    (tmp_path / "loop.yaml").write_text("name: loop\nbase: loop.yaml\n")
+    with pytest.raises(RelextError, match="includes itself"):
+        load_experiment(tmp_path / "loop.yaml")
