@@ -172,21 +172,24 @@ def _steps(base: str, run: dict, key: str = "dev_f1") -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path, mlflow_server):
-    """Kill the search driver (SIGKILL) once two trials have finished, then ``--resume``."""
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGINT"])
+def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path, mlflow_server, stop):
+    """Stop the search driver once two trials have finished, then ``--resume``. SIGKILL: the
+    driver dies at once. SIGINT (Ctrl-C): Tune stops its trials and the driver exits with an
+    error saying how to continue, without retraining, registering or reporting a best."""
     import signal
     import time
 
     if not os.environ.get("RAY_ADDRESS"):
         pytest.skip("no shared Ray head: run through `make test` (it starts one)")
-    experiment, samples = "relext-resume-test", 4
+    experiment, samples = f"relext-resume-test-{stop}", 4
     args = [sys.executable, "jobs/tune.py", "--config", "tune_configs/smoke.yaml",
             "--set", f"search.storage_path={tmp_path / 'tune'}",
             "--set", f"search.num_samples={samples}", "--set", "search.max_concurrent=1",
             "--set", f"experiment.data.prepared_dir={tmp_path / 'prepared'}",
             "--set", f"experiment.train.checkpoint_dir={tmp_path / 'best'}",
             "--set", f"experiment.tracking.experiment={experiment}",
-            "--set", "search.register_as=relext-resume-test"]
+            "--set", f"search.register_as=relext-resume-test-{stop}"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     log = open(tmp_path / "first.log", "w")  # noqa: SIM115
     driver = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -203,12 +206,18 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path, mlf
     while time.time() < deadline and driver.poll() is None:
         finished = [r for r in trials() if r["info"]["status"] == "FINISHED"]
         if len(finished) >= 2:
-            driver.send_signal(signal.SIGKILL)
+            driver.send_signal(getattr(signal, stop))
             break
         time.sleep(0.3)
-    driver.wait(timeout=60)
+    driver.wait(timeout=180)
     log.close()
-    assert driver.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-3000:]
+    first = (tmp_path / "first.log").read_text()
+    if stop == "SIGKILL":
+        assert driver.returncode == -signal.SIGKILL, first[-3000:]
+    else:
+        assert driver.returncode == 2 and "continue it with --resume" in first, first[-3000:]
+        assert not [r for r in _runs(mlflow_server, experiment)
+                    if r["info"]["run_name"] == "best-smoke"], "a stopped search retrained"
     assert 2 <= len(finished) < samples
     before = {_tags(r)["trial_id"]: _steps(mlflow_server, r) for r in finished}
 

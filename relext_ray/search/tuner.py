@@ -26,6 +26,7 @@ from relext_ray import console
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import SearchConfig, TuneExperimentConfig, with_values
 from relext_ray.data.prepared import ensure_prepared
+from relext_ray.errors import RelextError
 from relext_ray.model.vectors import PACKAGED
 from relext_ray.search import folder
 from relext_ray.search.progress import TrialProgress
@@ -140,6 +141,11 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
                                      exp_cfg.train.patience, s.metric)
             tuner = _new_tuner(cfg, trainable, [markers, trials_cb, progress])
         grid = tuner.fit()
+        if grid.num_terminated + grid.num_errors < s.num_samples:  # stopped (Ctrl-C, SIGTERM)
+            raise RelextError(
+                f"the search stopped after {grid.num_terminated + grid.num_errors} of "
+                f"{s.num_samples} trials; continue it with --resume (nothing was retrained or "
+                "registered)")
         results = ranked(grid)
         best = best_result(grid, s.metric, s.mode)
         # The study people inspect (optuna-dashboard, optuna.load_study), from Tune's results.

@@ -273,13 +273,15 @@ def log_job_start(params: dict[str, Any], config: dict[str, Any] | None = None,
         mlflow.log_dict(config, config_file)
 
 
-def log_job_outcome(artifacts: Path | None = None, params: dict[str, Any] | None = None,
+def log_job_outcome(artifacts: Path | None = None, tags: dict[str, Any] | None = None,
                     metrics: dict[str, float] | None = None) -> None:
-    """A job's results on its (active) parent run: files, params and metrics."""
+    """A job's results on its (active) parent run: files, tags and metrics. Tags, not params:
+    a job resumed after an interruption reports its outcome again, and MLflow never lets a
+    param change."""
     if artifacts is not None:
         mlflow.log_artifacts(str(artifacts))
-    if params:
-        mlflow.log_params(params)
+    if tags:
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
     if metrics:
         mlflow.log_metrics(metrics)
 
