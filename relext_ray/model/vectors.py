@@ -63,7 +63,7 @@ def resolve(source: str) -> tuple[Path, list[str] | None]:
 
 def vectors_width(source: str) -> int:
     """The width of the vectors ``source`` names, read from its header or first line only."""
-    path, _ = resolve(source) if source in PACKAGED else (Path(source), None)
+    path = vectors_file(source)  # (a packaged set's word index is not needed for this)
     if not path.is_file():
         raise RelextError(f"model.word_vectors: {path} not found")
     if path.suffix == ".npy":

@@ -17,6 +17,7 @@ from typing import Any
 from relext_ray.corpus.records import Entity, Sentence
 from relext_ray.instances.vocab import OTHER
 from relext_ray.training.metrics import prf
+from relext_ray.training.tagging import mention_spans
 
 COUNT_KEYS = ("entity_tp", "entity_predicted", "entity_gold",
               "relation_tp", "relation_predicted", "relation_gold")
@@ -66,7 +67,7 @@ def end_to_end_counts(gold: Sequence[Sentence], tagged: Sequence[Sentence],
         by_sentence.setdefault(r["sentence_id"], []).append(r)
     c: Counter[str] = Counter({k: 0 for k in COUNT_KEYS})
     for g, t in zip(gold, tagged, strict=True):
-        gm, tm = {_mention(e) for e in g.entities}, {_mention(e) for e in t.entities}
+        gm, tm = mention_spans(g), mention_spans(t)
         c["entity_tp"] += len(gm & tm)
         c["entity_predicted"] += len(tm)
         c["entity_gold"] += len(gm)

@@ -73,7 +73,7 @@ def entity_scores(gold: Sequence[set[Span]], predicted: Sequence[set[Span]]) -> 
     return EntityScores(pr, rc, f1, tp, n_pred, n_gold, per_type)
 
 
-def gold_spans(sentence: Sentence) -> set[Span]:
+def mention_spans(sentence: Sentence) -> set[Span]:
     return {(e.start, e.end, e.type) for e in sentence.entities}
 
 
@@ -115,7 +115,7 @@ def tag_sentences(tagger: EntityTagger, vocab: TaggerVocab, tokens: Sequence[tup
 def evaluate_tagger(tagger: EntityTagger, vocab: TaggerVocab, sentences: list[Sentence],
                     device: torch.device) -> EntityScores:
     found = tag_sentences(tagger, vocab, [s.tokens for s in sentences], device)
-    return entity_scores([gold_spans(s) for s in sentences],
+    return entity_scores([mention_spans(s) for s in sentences],
                          [{(m.start, m.end, m.type) for m in ms} for ms in found])
 
 
