@@ -21,6 +21,7 @@ from relext_ray.registry import (
     Mode,
     Optimizer,
     SchedulerType,
+    SearchTask,
 )
 
 
@@ -388,6 +389,9 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     space: dict[str, Distribution]
+    task: SearchTask = Field("relation", description=(
+        "what the trials train and rank: the relation model (dev relation F1), or the entity "
+        "tagger alone (dev entity F1, space keys under tagger.*)"))
     algorithm: Algorithm = Field(
         "tpe", description="Optuna sampler: TPE, or random search as a reference")
     startup_trials: int = Field(10, ge=1, description="random trials before TPE models the space")
@@ -421,7 +425,23 @@ class TuneExperimentConfig(BaseModel):
                 if not isinstance(node, dict) or part not in node:
                     raise ValueError(f"search.space key {key!r} is not a config value")
                 node = node[part]
+        tagger_keys = [k for k in self.search.space if k.startswith("tagger.")]
+        if self.search.task == "tagger" and len(tagger_keys) < len(self.search.space):
+            other = sorted(set(self.search.space) - set(tagger_keys))
+            raise ValueError(f"search.task 'tagger' trains the tagger alone: space keys {other} "
+                             "would have no effect (search them with task 'relation')")
+        if self.search.task == "relation" and tagger_keys:
+            raise ValueError(f"space keys {tagger_keys}: relation trials do not train the "
+                             "tagger; search its settings with search.task: tagger")
         return self
+
+    @property
+    def schedule(self) -> tuple[int, int]:
+        """(epochs, patience) of one trial: the relation model's or, for a tagger search, the
+        tagger's."""
+        if self.search.task == "tagger":
+            return self.experiment.tagger.epochs, self.experiment.tagger.patience
+        return self.experiment.train.epochs, self.experiment.train.patience
 
 
 def with_values(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:

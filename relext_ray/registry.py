@@ -16,6 +16,8 @@ LOSS_VARIANTS = ("ranking", "ce", "ce_ranking")  # classification losses (relext
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")  # search-space value types
 SCHEDULERS = ("asha", "none")  # trial schedulers of the search
 ALGORITHMS = ("tpe", "random")  # Optuna samplers of the search
+# what a search selects: the relation model, or the entity tagger (relext_ray.search.trainable)
+SEARCH_TASKS = ("relation", "tagger")
 OPTIMIZERS = ("rmsprop", "adam", "adamw")  # training optimizers (relext_ray.training.optimizers)
 # Batch prediction: input files by suffix, and the formats of its output.
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
@@ -32,4 +34,5 @@ LossVariant = Literal[LOSS_VARIANTS]  # type: ignore[valid-type]
 DistributionType = Literal[DISTRIBUTIONS]  # type: ignore[valid-type]
 SchedulerType = Literal[SCHEDULERS]  # type: ignore[valid-type]
 Algorithm = Literal[ALGORITHMS]  # type: ignore[valid-type]
+SearchTask = Literal[SEARCH_TASKS]  # type: ignore[valid-type]
 Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]

@@ -77,6 +77,46 @@ def test_a_tagger_learns_adjacent_and_multi_token_mentions():
     assert all(0.0 < m.score <= 1.0 for m in found)
 
 
+def test_a_tagger_fit_resumed_from_its_state_ends_exactly_as_one_that_never_stopped(tmp_path):
+    """A tagger search's trial restored after its worker died continues from the saved state
+    (weights, optimizer, best-so-far, random generators): same weights and scores at the end."""
+    from collections import Counter
+
+    from relext_ray.training.fit import FitState
+    from relext_ray.training.tagging import EntityScores
+
+    train = _crafted()
+    words = token_vocab(Counter(t for s in train for t in s.tokens))
+    vocab = tagger_vocab(train, words, tag_vocab({"Peop", "Loc"}))
+    cfg = TaggerConfig(enabled=True, word_dim=8, char_dim=4, char_filters=4, hidden=8,
+                       dropout=0.3, epochs=4, batch_size=4, lr=0.01, patience=4)
+    cpu = torch.device("cpu")
+    seen: list[dict] = []
+    full = fit_tagger(cfg, vocab, train, train, cpu, seed=3,
+                      on_state=lambda m, st: seen.append(m))
+    states: list[FitState] = []
+
+    def keep(m: dict, st: FitState) -> None:
+        if m["epoch"] == 2:
+            st.save(tmp_path / "state.pt")
+            states.append(st)
+
+    fit_tagger(cfg.model_copy(update={"epochs": 2}), vocab, train, train, cpu, seed=3,
+               on_state=keep)
+    resumed_from = FitState.load(tmp_path / "state.pt", EntityScores)
+    assert isinstance(resumed_from.best_dev, EntityScores) and resumed_from.epoch == 2
+    after: list[dict] = []
+    resumed = fit_tagger(cfg, vocab, train, train, cpu, seed=3, resume=resumed_from,
+                         on_state=lambda m, st: after.append(m))
+    assert [m["epoch"] for m in after] == [3, 4]
+    assert [m["tagger_dev_f1"] for m in after] == [m["tagger_dev_f1"] for m in seen[2:]]
+    assert [m["tagger_loss"] for m in after] == [m["tagger_loss"] for m in seen[2:]]
+    for a, b in zip(full.tagger.state_dict().values(), resumed.tagger.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    assert resumed.best_epoch == full.best_epoch
+
+
 def test_english_and_chinese_text_keep_exact_character_spans():
     text = "Dr. Anna Berg works for Acme Inc. in New York.  She moved in 2019!"
     sentences = split_text(text, "words")

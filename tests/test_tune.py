@@ -62,6 +62,72 @@ def test_bad_search_settings_are_named(override, message):
         load_search(SMOKE, [override])
 
 
+def _tagger_search(tmp_path: Path, space: dict | None = None) -> Path:
+    """A tagger search on the sample corpus (the demo config), written beside the test."""
+    tree = {"name": "tagger_smoke", "base": str(ROOT / "tune_configs" / "demo.yaml"),
+            "overrides": ["tagger.epochs=4", "tagger.patience=4", "tagger.word_dim=16",
+                          "train.epochs=2", "tracking.experiment=relext-tagger-search-test"],
+            "search": {"task": "tagger", "space": space or {
+                "tagger.hidden": {"type": "choice", "values": [8, 32]},
+                "tagger.lr": {"type": "loguniform", "low": 0.002, "high": 0.02}},
+                "num_samples": 3, "max_concurrent": 2,
+                "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2},
+                "resources_per_trial": {"cpu": 1, "gpu": 0}}}
+    path = tmp_path / "tagger_search.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def test_a_search_task_and_its_space_must_agree(tmp_path):
+    cfg = load_search(ROOT / "tune_configs" / "conll04_tagger_search.yaml")
+    assert cfg.search.task == "tagger" and cfg.schedule == (50, 8)
+    assert load_search(SMOKE).schedule == (3, 3)  # a relation search: train.epochs/patience
+    with pytest.raises(RelextError, match=r"'tagger' trains the tagger alone.*loss\.m_pos"):
+        load_search(_tagger_search(tmp_path, {
+            "tagger.hidden": {"type": "choice", "values": [8]},
+            "loss.m_pos": {"type": "uniform", "low": 1, "high": 2}}))
+    with pytest.raises(RelextError, match="relation trials do not train the tagger"):
+        load_search(_with_space(tmp_path, "tagger.hidden", {"type": "choice", "values": [8]}))
+
+
+@pytest.mark.slow
+def test_a_tagger_search_ranks_trials_by_dev_entity_f1(tmp_path, mlflow_server):
+    """``search.task: tagger`` on a real Ray cluster: trials train the tagger alone, report dev
+    entity F1 each epoch under the search's names, and the final run trains the relation model
+    with the best tagger values, both in the registered checkpoint."""
+    if not os.environ.get("RAY_ADDRESS"):
+        pytest.skip("no shared Ray head: run through `make test` (it starts one)")
+    res = subprocess.run(
+        [sys.executable, "jobs/tune.py", "--config", str(_tagger_search(tmp_path)),
+         "--set", f"search.storage_path={tmp_path / 'tune'}",
+         "--set", f"experiment.data.prepared_dir={tmp_path / 'prepared'}",
+         "--set", f"experiment.train.checkpoint_dir={tmp_path / 'best'}"],
+        cwd=ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server},
+        capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    runs = _runs(mlflow_server, "relext-tagger-search-test")
+    parent = next(r for r in runs if r["info"]["run_name"] == "search-tagger_smoke")
+    params = {p["key"]: p["value"] for p in parent["data"]["params"]}
+    assert params["search.task"] == "tagger"
+    trials = [r for r in runs if r["info"]["run_name"].startswith("trial_")]
+    assert len(trials) == 3 and all(r["info"]["status"] == "FINISHED" for r in trials)
+    for r in trials:
+        rid = r["info"]["run_id"]
+        hist = {k: [m["value"] for m in sorted(
+            _get(mlflow_server, "metrics/get-history", run_id=rid,
+                 metric_key=k).get("metrics", []), key=lambda m: m["step"])]
+            for k in ("dev_f1", "best_dev_f1")}
+        assert hist["dev_f1"] and 0.0 <= min(hist["dev_f1"]) <= max(hist["dev_f1"]) <= 1.0
+        assert hist["best_dev_f1"][-1] == pytest.approx(max(hist["dev_f1"]))
+        assert "loss_class" not in {m["key"] for m in r["data"]["metrics"]}  # no relation fit
+    best = next(r for r in runs if r["info"]["run_name"] == "best-tagger_smoke")
+    best_metrics = {m["key"]: m["value"] for m in best["data"]["metrics"]}
+    assert {"tagger_test_f1", "test_f1"} <= set(best_metrics)
+    spec = json.loads((tmp_path / "best" / "tagger.json").read_text())
+    assert str(spec["config"]["hidden"]) == _tags(parent)["best.tagger.hidden"]
+    assert (tmp_path / "best" / "model.pt").exists()
+
+
 def test_fractional_gpus_are_accepted():
     assert load_search(SMOKE, ["search.resources_per_trial.gpu=0.25"]) \
         .search.resources_per_trial.gpu == 0.25

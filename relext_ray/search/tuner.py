@@ -58,7 +58,7 @@ def _sampler(s: SearchConfig) -> optuna.samplers.BaseSampler:
 
 
 def _new_tuner(cfg: TuneExperimentConfig, trainable: Any, callbacks: list[Any]) -> tune.Tuner:
-    s, epochs = cfg.search, cfg.experiment.train.epochs
+    s, (epochs, _) = cfg.search, cfg.schedule
     searcher = StudySearch(metric=s.metric, mode=s.mode, sampler=_sampler(s), study_name=cfg.name)
     scheduler = (ASHAScheduler(time_attr="epoch", max_t=epochs,
                                grace_period=s.scheduler.grace_period,
@@ -93,6 +93,7 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
         the trial count and trial-epochs, and the parameter importances.
     """
     s, exp_cfg = cfg.search, cfg.experiment
+    epochs, patience = cfg.schedule
     exp_dir = experiment_dir(cfg)
     uri = runs.tracking_uri()
     config = json.loads(cfg.model_dump_json())
@@ -117,8 +118,8 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
 
     with runs.parent_run(record["parent_run_id"] if record else None, exp_id,
                          f"search-{cfg.name}", {"search": cfg.name}) as parent:
-        trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, exp_cfg.train.epochs,
-                                 exp_cfg.train.patience, replaying=markers.has)
+        trials_cb = MlflowTrials(uri, exp_id, parent.info.run_id, epochs, patience,
+                                 replaying=markers.has)
         if record:
             print(f"resuming the search in {exp_dir} (MLflow run {parent.info.run_id})")
             for line in before_restore(exp_dir, trials_cb, StudySearch(
@@ -130,15 +131,15 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
         else:
             runs.log_job_start({f"search.{k}": v for k, v in {
                 "num_samples": s.num_samples, "max_concurrent": s.max_concurrent,
-                "algorithm": s.algorithm, "scheduler": s.scheduler.type, "metric": s.metric,
+                "task": s.task, "algorithm": s.algorithm, "scheduler": s.scheduler.type,
+                "metric": s.metric,
                 "seed": s.seed,
                 "max_failures": s.max_failures, "cpu_per_trial": s.resources_per_trial.cpu,
                 "gpu_per_trial": s.resources_per_trial.gpu}.items()},
                 config, "search_config.json")
             folder.write_record(exp_dir, RECORD, parent.info.run_id, uri, config)
             # markers first: a run finished in MLflow always has its marker
-            progress = TrialProgress(s.num_samples, list(s.space), exp_cfg.train.epochs,
-                                     exp_cfg.train.patience, s.metric)
+            progress = TrialProgress(s.num_samples, list(s.space), epochs, patience, s.metric)
             tuner = _new_tuner(cfg, trainable, [markers, trials_cb, progress])
         grid = tuner.fit()
         if grid.num_terminated + grid.num_errors < s.num_samples:  # stopped (Ctrl-C, SIGTERM)
@@ -149,7 +150,7 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
         results = ranked(grid)
         best = best_result(grid, s.metric, s.mode)
         # The study people inspect (optuna-dashboard, optuna.load_study), from Tune's results.
-        study = export_study(study_trials(grid, s, exp_cfg.train.epochs, exp_cfg.train.patience),
+        study = export_study(study_trials(grid, s, epochs, patience),
                              OptunaSearch.convert_search_space(tune_space(s.space)),
                              f"sqlite:///{exp_dir / 'optuna.db'}", cfg.name,
                              "maximize" if s.mode == "max" else "minimize")
@@ -167,7 +168,9 @@ def search(cfg: TuneExperimentConfig, resume: bool = False,
             runs.log_job_outcome(d, {f"best.{k}": v for k, v in best.config.items()},
                                  {"best_trial_dev_f1": float(best.metrics[s.metric])})
 
-        final_cfg = with_values(exp_cfg, best.config)
+        # A tagger search's best values are the tagger's: its final run trains both models.
+        final_cfg = with_values(exp_cfg, {**best.config, **(
+            {"tagger.enabled": True} if s.task == "tagger" else {})})
         final_cfg = final_cfg.model_copy(update={"tracking": final_cfg.tracking.model_copy(
             update={"register_as": s.register_as or final_cfg.tracking.register_as,
                     "alias": runs.CHAMPION, "experiment": experiment})})

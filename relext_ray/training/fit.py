@@ -48,7 +48,8 @@ class FitResult:
 @dataclass
 class FitState:
     """Everything needed to continue a fit after the process died: the weights and optimizer
-    after ``epoch``, the best weights so far, and the random generators' states."""
+    after ``epoch``, the best weights so far, and the random generators' states (the entity
+    tagger's fit keeps one too, its ``best_dev`` then :class:`EntityScores`)."""
 
     epoch: int
     model: dict[str, Any]
@@ -56,7 +57,7 @@ class FitState:
     best_f1: float
     best_epoch: int
     best_model: dict[str, Any] | None
-    best_dev: Scores | None
+    best_dev: Any
     history: list[dict[str, float]]
     epoch_seconds: list[float]
     numpy_rng: dict[str, Any]
@@ -68,9 +69,9 @@ class FitState:
         torch.save({**self.__dict__, "best_dev": best_dev}, path)
 
     @classmethod
-    def load(cls, path: Path) -> FitState:
+    def load(cls, path: Path, scores: type = Scores) -> FitState:
         """Read a state written by ``save`` (``weights_only``: a file holding anything but
-        plain data is refused)."""
+        plain data is refused); ``best_dev`` becomes ``scores`` again."""
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -78,7 +79,7 @@ class FitState:
                               f"objects other than plain data, which are never loaded): "
                               f"{str(exc).splitlines()[0]}") from None
         if state.get("best_dev") is not None:
-            state["best_dev"] = Scores(**state["best_dev"])
+            state["best_dev"] = scores(**state["best_dev"])
         return cls(**state)
 
 

@@ -25,6 +25,7 @@ from relext_ray.instances.features import bio_tags, tag_ids
 from relext_ray.instances.vocab import Vocab
 from relext_ray.model.tagger import EntityTagger, Mention, TaggerVocab, char_vocab, mentions_from_tags
 from relext_ray.model.vectors import read_vectors, resolve, vectors_width, vectors_words
+from relext_ray.training.fit import FitState, StateCallback
 from relext_ray.training.metrics import prf
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -130,7 +131,8 @@ class TaggerFit:
 
 def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
                dev: list[Sentence], device: torch.device, seed: int,
-               callback: EpochCallback | None = None) -> TaggerFit:
+               callback: EpochCallback | None = None, resume: FitState | None = None,
+               on_state: StateCallback | None = None) -> TaggerFit:
     """Train with Adam and early stopping on dev entity F1; keep the best epoch's weights.
 
     Args:
@@ -141,6 +143,9 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
         device: Where to train.
         seed: Seeds the weights and the batch order.
         callback: Called with each epoch's number and ``tagger_*`` metrics.
+        resume: A state from ``on_state``: continue exactly as if the fit had never stopped
+            (a search trial restored after its worker died).
+        on_state: Called after each epoch with its metrics and a resumable state.
 
     Returns:
         The tagger with its best weights, the epoch, its dev scores, seconds per epoch.
@@ -150,7 +155,7 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
     if cfg.word_vectors is not None:
         cfg = cfg.model_copy(update={"word_dim": vectors_width(cfg.word_vectors)})
     tagger = EntityTagger(cfg, len(vocab.words), len(vocab.chars), len(vocab.tags)).to(device)
-    if cfg.word_vectors is not None:
+    if cfg.word_vectors is not None and resume is None:
         path, words = resolve(cfg.word_vectors)
         rows, values, _ = read_vectors(path, vocab.words.items, words)
         with torch.no_grad():
@@ -160,8 +165,21 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
     train = [s for s in train if s.tokens]
     gold = [tag_ids(bio_tags(s), vocab.tags) for s in train]
     best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, None
+    history: list[dict[str, float]] = []
     seconds: list[float] = []
-    for epoch in range(1, cfg.epochs + 1):
+    first = 1
+    if resume is not None:
+        tagger.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        rng.bit_generator.state = resume.numpy_rng
+        torch.set_rng_state(resume.torch_rng)
+        best_f1, best_epoch = resume.best_f1, resume.best_epoch
+        best_state, best_dev = resume.best_model, resume.best_dev
+        history, seconds = list(resume.history), list(resume.epoch_seconds)
+        first = resume.epoch + 1
+        if resume.epoch - best_epoch >= cfg.patience:
+            first = cfg.epochs + 1  # it had stopped early
+    for epoch in range(first, cfg.epochs + 1):
         t0 = time.perf_counter()
         tagger.train()
         total, n = 0.0, 0
@@ -181,34 +199,49 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
         bar.close()
         scores = evaluate_tagger(tagger, vocab, dev, device)
         seconds.append(time.perf_counter() - t0)
-        if callback is not None:
-            callback(epoch, {"tagger_loss": total / max(n, 1), "tagger_dev_precision":
-                             scores.precision, "tagger_dev_recall": scores.recall,
-                             "tagger_dev_f1": scores.f1})
         if scores.f1 > best_f1:
             best_f1, best_epoch, best_dev = scores.f1, epoch, scores
             best_state = copy.deepcopy(tagger.state_dict())
-        elif epoch - best_epoch >= cfg.patience:
+        metrics = {"epoch": epoch, "tagger_loss": total / max(n, 1),
+                   "tagger_dev_precision": scores.precision, "tagger_dev_recall": scores.recall,
+                   "tagger_dev_f1": scores.f1, "tagger_best_dev_f1": best_f1,
+                   "tagger_best_epoch": best_epoch, "tagger_epoch_seconds": seconds[-1]}
+        history.append(metrics)
+        if callback is not None:
+            callback(epoch, metrics)
+        if on_state is not None:
+            on_state(metrics, FitState(epoch, tagger.state_dict(), optimizer.state_dict(),
+                                       best_f1, best_epoch, best_state, best_dev, history,
+                                       seconds, rng.bit_generator.state, torch.get_rng_state()))
+        if epoch - best_epoch >= cfg.patience:
             break
-    assert best_state is not None and best_dev is not None
+    if best_state is None or best_dev is None:
+        raise RelextError("the tagger ran no epoch: tagger.epochs must be at least 1")
     tagger.load_state_dict(best_state)
     tagger.eval()
-    return TaggerFit(tagger, vocab, best_epoch, best_dev, float(np.mean(seconds)))
+    return TaggerFit(tagger, vocab, best_epoch, best_dev,
+                     float(np.mean(seconds)) if seconds else 0.0)
 
 
-def run_tagger(cfg: ExperimentConfig, words: Vocab, tags: Vocab, device: torch.device,
-               callback: EpochCallback | None = None) -> tuple[TaggerFit, dict[str, float]]:
-    """Train the config's tagger on the corpus's train split (dev selects the epoch) and score
-    it on test; returns it and its ``tagger_*`` metrics (per type too)."""
-    pc = cfg.data.prepare_config(cfg.prepared_dir)
-    brat = brat_options(pc)
+def tagger_data(cfg: ExperimentConfig, words: Vocab, tags: Vocab
+                ) -> tuple[TaggerVocab, dict[str, list[Sentence]]]:
+    """The tagger's vocabularies and the corpus's train, dev and test sentences (test may be
+    empty)."""
+    brat = brat_options(cfg.data.prepare_config(cfg.prepared_dir))
     splits = {s: read_split(cfg.data.corpus, cfg.data.data_dir, s, brat)
               for s in ("train", "dev", "test")}
     if not splits["train"] or not splits["dev"]:
         raise RelextError(f"tagger: {cfg.data.data_dir} needs a train and a dev split")
     extra = (vectors_words(cfg.tagger.word_vectors, cfg.tagger.vectors_vocab)
              if cfg.tagger.word_vectors is not None else [])
-    vocab = tagger_vocab(splits["train"], words, tags, cfg.data.lowercase, extra)
+    return tagger_vocab(splits["train"], words, tags, cfg.data.lowercase, extra), splits
+
+
+def run_tagger(cfg: ExperimentConfig, words: Vocab, tags: Vocab, device: torch.device,
+               callback: EpochCallback | None = None) -> tuple[TaggerFit, dict[str, float]]:
+    """Train the config's tagger on the corpus's train split (dev selects the epoch) and score
+    it on test; returns it and its ``tagger_*`` metrics (per type too)."""
+    vocab, splits = tagger_data(cfg, words, tags)
     fitted = fit_tagger(cfg.tagger, vocab, splits["train"], splits["dev"], device,
                         cfg.train.seed, callback)
     metrics = {"tagger_best_epoch": float(fitted.best_epoch),
