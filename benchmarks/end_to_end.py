@@ -7,6 +7,8 @@ score with the gold mentions given. Several seeds, mean ± sd.
 
 Entities: strict span + type. Relations: strict (both spans and types, the relation type; the
 direction in ordered mode, else compared as unordered pairs). Writes the raw numbers as JSON.
+``--checkpoint DIR`` scores a trained checkpoint (relation model + tagger) instead of training;
+its gold-mention score is then the same model through ``predict`` with the gold mentions.
 """
 
 from __future__ import annotations
@@ -22,6 +24,31 @@ from ablation import mean_sd  # (the sibling benchmark's mean ± sd of test scor
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def end_to_end(checkpoint: Path) -> dict[str, float]:
+    """Strict entity and end-to-end relation P/R/F1 of a checkpoint on its corpus's test split,
+    and (``gold_mentions_f1``) its relation F1 when the gold mentions are given."""
+    from relext_ray.data.local import brat_options, read_split
+    from relext_ray.prediction.end_to_end import end_to_end_counts, end_to_end_scores, untag
+    from relext_ray.prediction.predictor import Predictor
+
+    predictor = Predictor.load(checkpoint)
+    cfg = predictor.checkpoint.config
+    gold = read_split(cfg.data.corpus, cfg.data.data_dir, "test",
+                      brat_options(cfg.data.prepare_config(cfg.prepared_dir)))
+    directed = cfg.data.mode == "ordered"
+    out: dict[str, float] = {}
+    for name, sentences in (("tagger", predictor.tag([untag(s) for s in gold])),
+                            ("gold", gold)):
+        pairs = predictor.score(sentences).table.select(
+            ["sentence_id", "head", "tail", "relation"]).to_pylist()
+        scores = end_to_end_scores(end_to_end_counts(gold, sentences, pairs, directed))
+        if name == "tagger":
+            out.update(scores)
+        else:
+            out["gold_mentions_f1"] = scores["end_to_end_f1"]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,12 +56,22 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--json", type=Path, default=Path("out/end_to_end.json"))
+    p.add_argument("--checkpoint", type=Path, nargs="+", default=None,
+                   help="score these trained checkpoints instead of training")
     args = p.parse_args()
+    if args.checkpoint:
+        rows = [{"checkpoint": str(c), **end_to_end(c)} for c in args.checkpoint]
+        for r in rows:
+            print(f"{r['checkpoint']}: gold mentions F1 {100 * r['gold_mentions_f1']:.2f}; "
+                  f"entities F1 {100 * r['entity_f1']:.2f} (P {100 * r['entity_precision']:.2f}, "
+                  f"R {100 * r['entity_recall']:.2f}); end to end F1 "
+                  f"{100 * r['end_to_end_f1']:.2f} (P {100 * r['end_to_end_precision']:.2f}, "
+                  f"R {100 * r['end_to_end_recall']:.2f})", flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"runs": rows}, indent=2) + "\n")
+        return
 
     from relext_ray.config import load_experiment
-    from relext_ray.data.local import brat_options, read_split
-    from relext_ray.prediction.end_to_end import end_to_end_counts, end_to_end_scores, untag
-    from relext_ray.prediction.predictor import Predictor
     from relext_ray.training.run import run
 
     rows: list[dict] = []
@@ -44,14 +81,7 @@ def main() -> None:
                 *args.overrides, "tagger.enabled=true", f"train.seed={seed}",
                 "tracking.enabled=false", f"train.checkpoint_dir={tmp}/seed-{seed}"])
             r = run(cfg)
-            gold = read_split(cfg.data.corpus, cfg.data.data_dir, "test",
-                              brat_options(cfg.data.prepare_config(cfg.prepared_dir)))
-            predictor = Predictor.load(r.checkpoint)
-            tagged = predictor.tag([untag(s) for s in gold])
-            pairs = predictor.score(tagged).table.select(
-                ["sentence_id", "head", "tail", "relation"]).to_pylist()
-            directed = cfg.data.mode == "ordered"
-            e2e = end_to_end_scores(end_to_end_counts(gold, tagged, pairs, directed))
+            e2e = end_to_end(r.checkpoint)
             row = {"seed": seed, "gold_entities_f1": r.test.f1, **e2e,
                    "tagger_best_epoch": r.train_counts["tagger_best_epoch"],
                    "best_epoch": r.best_epoch}

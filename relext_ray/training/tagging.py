@@ -88,7 +88,7 @@ def tagger_vocab(train: list[Sentence], words: Vocab, tags: Vocab,
     return TaggerVocab(words, char_vocab([t for s in train for t in s.tokens]), tags, lowercase)
 
 
-def _batches(sentences: list[Sentence], size: int, rng: np.random.Generator | None
+def sentence_batches(sentences: list[Sentence], size: int, rng: np.random.Generator | None
              ) -> list[list[int]]:
     """Sentences grouped by similar length (less padding), in a seeded order when training."""
     order = np.argsort([len(s.tokens) for s in sentences], kind="stable")
@@ -185,7 +185,7 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
         total, n = 0.0, 0
         bar = console.progress_bar(len(train), f"tagger epoch {epoch}/{cfg.epochs}",
                                    unit="sentence")
-        for idx in _batches(train, cfg.batch_size, rng):
+        for idx in sentence_batches(train, cfg.batch_size, rng):
             b = vocab.batch([train[i].tokens for i in idx], [gold[i] for i in idx],
                             use_chars=tagger.uses_chars).to(device)
             loss = tagger.loss(b)
