@@ -68,6 +68,16 @@ class FitState:
         best_dev = asdict(self.best_dev) if self.best_dev is not None else None
         torch.save({**self.__dict__, "best_dev": best_dev}, path)
 
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                rng: np.random.Generator, epochs: int, patience: int) -> int:
+        """Put the weights, optimizer and random generators back as they were after ``epoch``;
+        returns the epoch to continue with (past ``epochs`` when the fit had stopped early)."""
+        model.load_state_dict(self.model)
+        optimizer.load_state_dict(self.optimizer)
+        rng.bit_generator.state = self.numpy_rng
+        torch.set_rng_state(self.torch_rng)
+        return epochs + 1 if self.epoch - self.best_epoch >= patience else self.epoch + 1
+
     @classmethod
     def load(cls, path: Path, scores: type = Scores) -> FitState:
         """Read a state written by ``save`` (``weights_only``: a file holding anything but
@@ -119,16 +129,10 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
     epoch_seconds: list[float] = []
     first = 1
     if resume is not None:
-        model.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        rng.bit_generator.state = resume.numpy_rng
-        torch.set_rng_state(resume.torch_rng)
+        first = resume.restore(model, optimizer, rng, cfg.train.epochs, cfg.train.patience)
         best_f1, best_epoch = resume.best_f1, resume.best_epoch
         best_state, best_dev = resume.best_model, resume.best_dev
         history, epoch_seconds = list(resume.history), list(resume.epoch_seconds)
-        first = resume.epoch + 1
-        if resume.epoch - best_epoch >= cfg.train.patience:
-            first = cfg.train.epochs + 1  # it had stopped early
     for epoch in range(first, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         model.train()

@@ -169,16 +169,10 @@ def fit_tagger(cfg: TaggerConfig, vocab: TaggerVocab, train: list[Sentence],
     seconds: list[float] = []
     first = 1
     if resume is not None:
-        tagger.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        rng.bit_generator.state = resume.numpy_rng
-        torch.set_rng_state(resume.torch_rng)
+        first = resume.restore(tagger, optimizer, rng, cfg.epochs, cfg.patience)
         best_f1, best_epoch = resume.best_f1, resume.best_epoch
         best_state, best_dev = resume.best_model, resume.best_dev
         history, seconds = list(resume.history), list(resume.epoch_seconds)
-        first = resume.epoch + 1
-        if resume.epoch - best_epoch >= cfg.patience:
-            first = cfg.epochs + 1  # it had stopped early
     for epoch in range(first, cfg.epochs + 1):
         t0 = time.perf_counter()
         tagger.train()
