@@ -19,6 +19,8 @@ ALGORITHMS = ("tpe", "random")  # Optuna samplers of the search
 # what a search selects: the relation model, or the entity tagger (relext_ray.search.trainable)
 SEARCH_TASKS = ("relation", "tagger")
 OPTIMIZERS = ("rmsprop", "adam", "adamw")  # training optimizers (relext_ray.training.optimizers)
+# what early stopping selects the epoch on: dev F1 at the config's theta, or at the best theta
+SELECTIONS = ("dev_f1", "dev_calibrated_f1")
 # Batch prediction: input files by suffix, and the formats of its output.
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
 # predict's --format values: the corpora, and raw text (a .txt without .ann beside it)
@@ -36,3 +38,4 @@ SchedulerType = Literal[SCHEDULERS]  # type: ignore[valid-type]
 Algorithm = Literal[ALGORITHMS]  # type: ignore[valid-type]
 SearchTask = Literal[SEARCH_TASKS]  # type: ignore[valid-type]
 Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]
+Selection = Literal[SELECTIONS]  # type: ignore[valid-type]

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 
 from relext_ray.corpus.sample import SAMPLE_DIR
+from relext_ray.errors import RelextError
 from relext_ray.tracking.runs import EXPERIMENT_KIND_TAG, TRAINING_KIND
 from tests.test_train import demo_config
 
@@ -56,3 +58,75 @@ def test_ui_link_opens_the_training_view():
 
     assert ui_link("http://127.0.0.1:5000/", "7") == \
         "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
+
+
+class _Killed(Exception):
+    """Stands for the process dying right after an epoch's state reached the disk."""
+
+
+@pytest.mark.usefixtures("ray_session")
+@pytest.mark.parametrize("kill_at", [("relation", 2), ("tagger", 1)])
+def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one(tmp_path, mlflow_server,
+                                                             monkeypatch, kill_at):
+    """``relext-train --resume``: the same scores, weights and tagger as a run that never
+    stopped, in the same MLflow run, each epoch logged once; the progress is cleared at the end."""
+    from relext_ray.tracking.runs import run_tracked
+    from relext_ray.training.checkpoint import load_checkpoint
+    from relext_ray.training.progress import RunProgress
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    settings = ("tracking.enabled=true", "tracking.experiment=relext-resume-test",
+                "train.epochs=3", "train.patience=3", "tagger.enabled=true", "tagger.epochs=2",
+                "tagger.patience=2")
+    straight_cfg = demo_config(tmp_path / "straight", *settings)
+    straight, _, _ = run_tracked(straight_cfg, progress=None)
+
+    cfg = demo_config(tmp_path / "stopped", *settings)
+    part, epoch = kill_at
+
+    class DiesAfter(RunProgress):
+        def saver(self, which):
+            keep = super().saver(which)
+
+            def save_then_die(metrics, state):
+                keep(metrics, state)
+                if which == part and state.epoch == epoch:
+                    raise _Killed
+
+            return save_then_die
+
+    progress = DiesAfter(RunProgress.of(cfg).path)
+    assert not progress.start(cfg, resume=True)  # nothing saved yet: a fresh start
+    with pytest.raises(_Killed):
+        run_tracked(cfg, progress=progress)
+    first_run = progress.mlflow_run_id
+    assert first_run and f"{part} after epoch {epoch}" in progress.describe()
+
+    # A different config is refused, with the setting named.
+    other = demo_config(tmp_path / "stopped", *settings, "loss.gamma=3.0")
+    with pytest.raises(RelextError, match=r"loss\.gamma"):
+        RunProgress.of(other).start(other, resume=True)
+
+    resumed_progress = RunProgress.of(cfg)
+    assert resumed_progress.start(cfg, resume=True)
+    resumed, run_id, _ = run_tracked(cfg, progress=resumed_progress)
+    assert run_id == first_run
+    assert not resumed_progress.path.exists()
+
+    def timeless(history):
+        return [{k: v for k, v in h.items() if "seconds" not in k} for h in history]
+
+    assert timeless(resumed.history) == timeless(straight.history)
+    assert resumed.test.to_dict() == straight.test.to_dict()
+    assert {k: v for k, v in resumed.train_counts.items() if "seconds" not in k} == \
+        {k: v for k, v in straight.train_counts.items() if "seconds" not in k}
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    for name, tensor in a.model.state_dict().items():
+        assert torch.equal(tensor, b.model.state_dict()[name]), name
+    for name, tensor in a.tagger.model.state_dict().items():
+        assert torch.equal(tensor, b.tagger.model.state_dict()[name]), name
+
+    client = mlflow.MlflowClient(mlflow_server)
+    assert [m.step for m in client.get_metric_history(run_id, "dev_f1")] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(run_id, "tagger_dev_f1")] == [1, 2]
+    assert client.get_run(run_id).data.metrics["test_f1"] == pytest.approx(straight.test.f1)

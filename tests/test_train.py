@@ -216,3 +216,23 @@ def test_a_config_can_build_on_a_base_config(tmp_path):
     (tmp_path / "loop.yaml").write_text("name: loop\nbase: loop.yaml\n")
     with pytest.raises(RelextError, match="includes itself"):
         load_experiment(tmp_path / "loop.yaml")
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_early_stopping_can_select_on_the_calibrated_dev_f1(tmp_path):
+    """``train.select_on=dev_calibrated_f1``: each epoch is scored at its own best dev theta,
+    and the kept epoch is the one where that score is highest."""
+    from relext_ray.training.run import run
+
+    cfg = demo_config(tmp_path, "train.epochs=3", "train.patience=3",
+                      "train.select_on=dev_calibrated_f1")
+    result = run(cfg, save=False)
+    calibrated = [h["dev_calibrated_f1"] for h in result.history]
+    assert len(calibrated) == 3
+    assert all(h["dev_calibrated_f1"] >= h["dev_f1"] for h in result.history)
+    best = int(np.argmax(calibrated)) + 1
+    assert result.best_epoch == best and result.history[-1]["best_epoch"] == best
+    assert result.history[-1]["best_dev_f1"] == max(calibrated)
+    # The run's own calibration of the kept weights finds that epoch's theta and score.
+    assert result.calibrated_theta == pytest.approx(result.history[best - 1]["dev_calibrated_theta"])
+    assert result.dev_calibrated.f1 == pytest.approx(max(calibrated))

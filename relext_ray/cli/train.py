@@ -7,9 +7,10 @@ import sys
 
 from relext_ray import console
 from relext_ray.config import load_experiment
-from relext_ray.errors import cli_exit
+from relext_ray.errors import RelextError, cli_exit
 from relext_ray.tracking.runs import cv_tracked, run_tracked, tracking_uri
 from relext_ray.training.cv import format_cv
+from relext_ray.training.progress import RunProgress
 from relext_ray.training.run import format_result
 
 
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a config value, e.g. --set model.use_tag=false (repeatable)")
     p.add_argument("--cv", type=int, default=None, metavar="K",
                    help="k-fold cross-validation over train+dev instead of one run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run stopped before its end (killed, out of time) from its "
+                        "last finished epoch, as if it had never stopped; every run keeps its "
+                        "progress in <checkpoint_dir>.resume until it finishes")
     console.add_options(p)
     args = p.parse_args(argv)
     console.from_options(args)
@@ -39,9 +44,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * m['dev_f1']:.2f}  {m['epoch_seconds']:.1f}s", flush=True)
 
         if args.cv:
+            if args.resume:
+                raise RelextError("--resume continues one run; cross-validation (--cv) starts "
+                                  "again")
             print(format_cv(cv_tracked(cfg, args.cv, show), args.cv))
             return
-        result, run_id, model_uri = run_tracked(cfg, callback=show)
+        progress = RunProgress.of(cfg)
+        if progress.start(cfg, args.resume):
+            print(f"resuming from {progress.path} ({progress.describe()})", flush=True)
+        elif args.resume:
+            print(f"nothing to resume in {progress.path}: starting the run", flush=True)
+        result, run_id, model_uri = run_tracked(cfg, callback=show, progress=progress)
         print(format_result(result))
         print(f"checkpoint: {result.checkpoint}")
         if run_id:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from relext_ray.prediction.job import predict
 from relext_ray.training.cv import CVResult, cross_validate
 from relext_ray.training.fit import EpochCallback
 from relext_ray.training.metrics import Scores
+from relext_ray.training.progress import RunProgress
 from relext_ray.training.run import TrainResult, run, run_with_data
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -71,12 +73,26 @@ def flat_params(cfg: ExperimentConfig) -> dict[str, str]:
 @contextmanager
 def training_run(cfg: ExperimentConfig, run_name: str | None = None,
                  parent_run_id: str | None = None,
-                 tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+                 tags: dict[str, str] | None = None,
+                 run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run with the config as params; ``run_id`` continues that run instead (a resumed
+    training: params it already has are kept, the epochs go on at their own steps)."""
     cfg = tie_word_dim(cfg)  # log the width trained
     exp = experiment_id(cfg.tracking.experiment or f"relext-{cfg.name}")
-    with mlflow.start_run(experiment_id=exp, run_name=run_name, parent_run_id=parent_run_id,
+    params = flat_params(cfg)
+    if run_id is not None:
+        try:
+            logged = mlflow.MlflowClient().get_run(run_id).data.params
+        except mlflow.exceptions.MlflowException as exc:
+            print(f"note: MLflow run {run_id} of the saved progress is not in {tracking_uri()} "
+                  f"({str(exc).splitlines()[0]}); logging to a new run", file=sys.stderr)
+            run_id = None
+        else:
+            params = {k: v for k, v in params.items() if k not in logged}
+    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp,
+                          run_name=None if run_id else run_name, parent_run_id=parent_run_id,
                           nested=parent_run_id is not None, tags=tags) as run:
-        mlflow.log_params(flat_params(cfg))
+        mlflow.log_params(params)
         if cfg.model.word_vectors is not None:
             mlflow.set_tags(vectors_origin(cfg.model.word_vectors))
         yield run
@@ -301,13 +317,22 @@ def delete_children(parent_run_id: str, run_name: str) -> list[str]:
 
 
 def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
-                run_name: str | None = None, parent_run_id: str | None = None
+                run_name: str | None = None, parent_run_id: str | None = None,
+                progress: RunProgress | None = None
                 ) -> tuple[TrainResult, str | None, str | None]:
     """``training.run`` inside an MLflow run: (result, run id, model URI); an untracked run if
-    tracking is off in the config."""
+    tracking is off in the config. With ``progress`` (already started) the run keeps its state
+    on disk each epoch, continues the saved run and its MLflow run, and clears it at the end."""
     if not cfg.tracking.enabled:
-        return run(cfg, callback), None, None
-    with training_run(cfg, run_name=run_name, parent_run_id=parent_run_id) as active:
+        result = run(cfg, callback, progress=progress)
+        if progress is not None:
+            progress.clear()
+        return result, None, None
+    run_id = progress.mlflow_run_id if progress is not None else None
+    with training_run(cfg, run_name=run_name, parent_run_id=parent_run_id,
+                      run_id=run_id) as active:
+        if progress is not None and run_id != active.info.run_id:
+            progress.set_mlflow_run_id(active.info.run_id)
         log_epoch = epoch_logger()
 
         def both(epoch: int, metrics: dict[str, float]) -> None:
@@ -315,8 +340,10 @@ def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
             if callback is not None:
                 callback(epoch, metrics)
 
-        result, data = run_with_data(cfg, both, save=True)
+        result, data = run_with_data(cfg, both, save=True, progress=progress)
         model_uri = log_result(cfg, result, data, result.test_matrix)
+        if progress is not None:
+            progress.clear()
         return result, active.info.run_id, model_uri
 
 

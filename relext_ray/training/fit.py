@@ -24,7 +24,7 @@ from relext_ray.model.losses import Objective
 from relext_ray.model.relation import RelationModel, build_model
 from relext_ray.model.vectors import load_word_vectors
 from relext_ray.training.evaluate import decision_matrix, scores_at
-from relext_ray.training.metrics import Scores
+from relext_ray.training.metrics import Scores, best_threshold
 from relext_ray.training.optimizers import make_optimizer
 
 
@@ -161,11 +161,16 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         epoch_seconds.append(time.perf_counter() - t0)
         matrix = decision_matrix(model, cfg, dev, data.max_distance, device)
         dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
-        if dev_scores.f1 > best_f1:
-            best_f1, best_epoch, best_dev = dev_scores.f1, epoch, dev_scores
-            best_state = copy.deepcopy(model.state_dict())
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
         metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
+        selected = dev_scores.f1
+        if cfg.train.select_on == "dev_calibrated_f1":
+            theta, calibrated = best_threshold(dev.labels, matrix, data.labels, dev_missed)
+            metrics.update(dev_calibrated_f1=calibrated.f1, dev_calibrated_theta=theta)
+            selected = calibrated.f1
+        if selected > best_f1:
+            best_f1, best_epoch, best_dev = selected, epoch, dev_scores
+            best_state = copy.deepcopy(model.state_dict())
         metrics.update(epoch=epoch, best_dev_f1=best_f1, best_epoch=best_epoch,
                        epoch_seconds=epoch_seconds[-1])
         history.append(metrics)

@@ -21,6 +21,7 @@ from relext_ray.training.device import configure_threads, resolve_device
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.fit import EpochCallback, FitResult, FitState, StateCallback, fit
 from relext_ray.training.metrics import Scores, best_threshold
+from relext_ray.training.progress import RunProgress
 from relext_ray.training.tagging import run_tagger
 
 
@@ -58,15 +59,34 @@ class TrainResult:
 
 def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
         save: bool = True, resume: FitState | None = None,
-        on_state: StateCallback | None = None) -> TrainResult:
-    """Prepare if needed, train on train, select on dev, score test; save a checkpoint."""
-    return run_with_data(cfg, callback, save, resume, on_state)[0]
+        on_state: StateCallback | None = None,
+        progress: RunProgress | None = None) -> TrainResult:
+    """Prepare if needed, train on train, select on dev, score test; save a checkpoint.
+
+    Args:
+        cfg: The run's config.
+        callback: Called with each epoch's number and metrics (relation fit, then tagger).
+        save: Write the checkpoint to ``cfg.checkpoint_dir``.
+        resume: A relation fit's state to continue from (a search trial restored).
+        on_state: Called with the relation fit's resumable state after each epoch.
+        progress: Keep both fits' states on disk after each epoch and continue from what
+            is there (``relext-train --resume``); replaces ``resume`` and ``on_state``.
+
+    Returns:
+        The run's scores, history and checkpoint path.
+    """
+    return run_with_data(cfg, callback, save, resume, on_state, progress)[0]
 
 
 def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
                   save: bool = True, resume: FitState | None = None,
-                  on_state: StateCallback | None = None) -> tuple[TrainResult, PreparedData]:
+                  on_state: StateCallback | None = None,
+                  progress: RunProgress | None = None) -> tuple[TrainResult, PreparedData]:
     """``run``, and the prepared data it used (tracking logs its statistics)."""
+    tagger_resume = tagger_on_state = None
+    if progress is not None:
+        resume, on_state = progress.state("relation"), progress.saver("relation")
+        tagger_resume, tagger_on_state = progress.state("tagger"), progress.saver("tagger")
     cfg = tie_word_dim(cfg)
     data = PreparedData.load(ensure_prepared(cfg))
     for split in ("train", "dev"):
@@ -82,7 +102,7 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
     tagger, tagger_metrics = None, {}
     if cfg.tagger.enabled:
         tagged, tagger_metrics = run_tagger(cfg, data.vocabs.tokens, data.vocabs.tags, device,
-                                            callback)
+                                            callback, tagger_resume, tagger_on_state)
         tagger = Tagger(tagged.tagger, tagged.vocab)
     result = evaluate_fitted(cfg, data, fitted, device, save, tagger)
     result.train_counts = {**counts(train.labels), **fitted.vectors, **tagger_metrics}

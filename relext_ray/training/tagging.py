@@ -232,12 +232,14 @@ def tagger_data(cfg: ExperimentConfig, words: Vocab, tags: Vocab
 
 
 def run_tagger(cfg: ExperimentConfig, words: Vocab, tags: Vocab, device: torch.device,
-               callback: EpochCallback | None = None) -> tuple[TaggerFit, dict[str, float]]:
+               callback: EpochCallback | None = None, resume: FitState | None = None,
+               on_state: StateCallback | None = None) -> tuple[TaggerFit, dict[str, float]]:
     """Train the config's tagger on the corpus's train split (dev selects the epoch) and score
-    it on test; returns it and its ``tagger_*`` metrics (per type too)."""
+    it on test; returns it and its ``tagger_*`` metrics (per type too). ``resume`` and
+    ``on_state`` as in :func:`fit_tagger`."""
     vocab, splits = tagger_data(cfg, words, tags)
     fitted = fit_tagger(cfg.tagger, vocab, splits["train"], splits["dev"], device,
-                        cfg.train.seed, callback)
+                        cfg.train.seed, callback, resume, on_state)
     metrics = {"tagger_best_epoch": float(fitted.best_epoch),
                "tagger_seconds_per_epoch": fitted.seconds_per_epoch,
                **{f"tagger_best_dev_{k}": v for k, v in fitted.dev.summary().items()}}
