@@ -55,3 +55,27 @@ def test_scores_from_summed_confusions_equal_scores_of_the_whole():
     assert scores_from_confusion(parts, labels, 7).to_dict() == whole.to_dict()
     assert whole.tp == int(np.sum((gold > 0) & (pred == gold)))
     assert whole.wrong_class == int(np.sum((gold != 0) & (pred != 0) & (pred != gold)))
+
+
+def test_annotated_pairs_classify_every_related_pair_and_ignore_the_others():
+    """The published Chinese Literature setting: no Other, no theta, unrelated pairs unscored."""
+    from relext_ray.training.metrics import annotated_pairs, macro_f1
+
+    gold = np.array([0, 1, 1, 2, 2, 0, -1])
+    scores = np.array([[9.0, 0.0],     # Other: not scored, however confident
+                       [-3.0, -4.0],   # A: right, though far below any theta
+                       [0.1, 0.5],     # A: B predicted
+                       [0.0, 2.0],     # B: right
+                       [-1.0, -0.5],   # B: right
+                       [5.0, 5.0],     # Other: not scored
+                       [1.0, 0.0]])    # a class the model does not know: an error
+    s = annotated_pairs(gold, scores, LABELS, missed_positives=1)
+    # 5 related pairs scored, 3 right; 6 annotated in all (one the type filter removed)
+    assert (s.tp, s.predicted_positives, s.gold_positives) == (3, 5, 6)
+    assert (s.precision, s.recall) == pytest.approx((3 / 5, 3 / 6))
+    assert s.false_positives == 0 and s.confusion[0] == [0, 0, 0]
+    a = s.per_class["A"]  # 1 of 2 A found; A predicted twice (once for the unknown class)
+    assert (a["precision"], a["recall"]) == pytest.approx((1 / 2, 1 / 2))
+    b = s.per_class["B"]  # both B found; B predicted 3 times
+    assert (b["precision"], b["recall"]) == pytest.approx((2 / 3, 1.0))
+    assert macro_f1(s) == pytest.approx((0.5 + 0.8) / 2)

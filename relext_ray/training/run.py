@@ -20,7 +20,7 @@ from relext_ray.training.checkpoint import Tagger, save_checkpoint
 from relext_ray.training.device import configure_threads, resolve_device
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.fit import EpochCallback, FitResult, FitState, StateCallback, fit
-from relext_ray.training.metrics import Scores, best_threshold
+from relext_ray.training.metrics import Scores, annotated_pairs, best_threshold, macro_f1
 from relext_ray.training.progress import RunProgress
 from relext_ray.training.tagging import run_tagger
 
@@ -36,6 +36,8 @@ class TrainResult:
     calibrated_theta: float | None = None
     dev_calibrated: Scores | None = None
     test_calibrated: Scores | None = None
+    # classification of the annotated test pairs only (metrics.annotated_pairs): another task
+    test_annotated: Scores | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
     test_matrix: np.ndarray | None = field(default=None, repr=False)
@@ -53,6 +55,9 @@ class TrainResult:
                 out.update({f"{name}_{k}": v for k, v in s.summary().items()})
         if self.calibrated_theta is not None:
             out["calibrated_theta"] = self.calibrated_theta
+        if self.test_annotated is not None:
+            out["test_annotated_f1"] = self.test_annotated.f1
+            out["test_annotated_macro_f1"] = macro_f1(self.test_annotated)
         out.update(self.train_counts)
         return out
 
@@ -121,6 +126,10 @@ def format_result(r: TrainResult) -> str:
         if s is not None and theta is not None:
             lines.append(f"{name:18} {theta:7.3f} {100 * s.precision:6.2f} {100 * s.recall:6.2f} "
                          f"{100 * s.f1:6.2f}")
+    if r.test_annotated is not None:
+        lines.append(f"test, annotated pairs only (relation classification, another task): "
+                     f"micro F1 {100 * r.test_annotated.f1:.2f}, "
+                     f"macro F1 {100 * macro_f1(r.test_annotated):.2f}")
     c = r.train_counts
     if "tagger_best_dev_f1" in c:
         test = (f", test P/R/F1 {100 * c['tagger_test_precision']:.2f}/"
@@ -147,6 +156,7 @@ def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult
         m = decision_matrix(fitted.model, cfg, test, data.max_distance, device)
         missed = data.missed_positives("test")
         result.test = scores_at(m, test, cfg.loss.theta, labels, missed)
+        result.test_annotated = annotated_pairs(test.labels, m, labels, missed)
         result.test_matrix = m
         if result.calibrated_theta is not None:
             result.test_calibrated = scores_at(m, test, result.calibrated_theta, labels, missed)
