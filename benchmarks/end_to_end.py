@@ -24,9 +24,10 @@ from ablation import mean_sd  # (the sibling benchmark's mean ± sd of test scor
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def end_to_end(checkpoint: Path) -> dict[str, float]:
+def end_to_end(checkpoint: Path, theta: str | None = None) -> dict[str, float]:
     """Strict entity and end-to-end relation P/R/F1 of a checkpoint on its corpus's test split,
-    and (``gold_mentions_f1``) its relation F1 when the gold mentions are given."""
+    and (``gold_mentions_f1``) its relation F1 when the gold mentions are given; at the model's
+    theta, or ``theta`` (a number, or ``calibrated``: the checkpoint's dev-calibrated one)."""
     from relext_ray.data.local import brat_options, read_split
     from relext_ray.prediction.end_to_end import end_to_end_counts, end_to_end_scores, untag
     from relext_ray.prediction.predictor import Predictor
@@ -36,10 +37,12 @@ def end_to_end(checkpoint: Path) -> dict[str, float]:
     gold = read_split(cfg.data.corpus, cfg.data.data_dir, "test",
                       brat_options(cfg.data.prepare_config(cfg.prepared_dir)))
     directed = cfg.data.mode == "ordered"
-    out: dict[str, float] = {}
+    chosen = (None if theta is None else float(predictor.checkpoint.meta["calibrated_theta"])
+              if theta == "calibrated" else float(theta))
+    out: dict[str, float] = {"theta": predictor.default_theta() if chosen is None else chosen}
     for name, sentences in (("tagger", predictor.tag([untag(s) for s in gold])),
                             ("gold", gold)):
-        pairs = predictor.score(sentences).table.select(
+        pairs = predictor.score(sentences, chosen).table.select(
             ["sentence_id", "head", "tail", "relation"]).to_pylist()
         scores = end_to_end_scores(end_to_end_counts(gold, sentences, pairs, directed))
         if name == "tagger":
@@ -58,11 +61,15 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=Path("out/end_to_end.json"))
     p.add_argument("--checkpoint", type=Path, nargs="+", default=None,
                    help="score these trained checkpoints instead of training")
+    p.add_argument("--theta", default=None,
+                   help="with --checkpoint: the decision threshold, a number or 'calibrated' "
+                        "(the checkpoint's dev-calibrated theta); default: the model's")
     args = p.parse_args()
     if args.checkpoint:
-        rows = [{"checkpoint": str(c), **end_to_end(c)} for c in args.checkpoint]
+        rows = [{"checkpoint": str(c), **end_to_end(c, args.theta)} for c in args.checkpoint]
         for r in rows:
-            print(f"{r['checkpoint']}: gold mentions F1 {100 * r['gold_mentions_f1']:.2f}; "
+            print(f"{r['checkpoint']} (theta {r['theta']:.3f}): gold mentions F1 "
+                  f"{100 * r['gold_mentions_f1']:.2f}; "
                   f"entities F1 {100 * r['entity_f1']:.2f} (P {100 * r['entity_precision']:.2f}, "
                   f"R {100 * r['entity_recall']:.2f}); end to end F1 "
                   f"{100 * r['end_to_end_f1']:.2f} (P {100 * r['end_to_end_precision']:.2f}, "

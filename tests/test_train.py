@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -226,7 +227,7 @@ def test_early_stopping_can_select_on_the_calibrated_dev_f1(tmp_path):
 
     cfg = demo_config(tmp_path, "train.epochs=3", "train.patience=3",
                       "train.select_on=dev_calibrated_f1")
-    result = run(cfg, save=False)
+    result = run(cfg)
     calibrated = [h["dev_calibrated_f1"] for h in result.history]
     assert len(calibrated) == 3
     assert all(h["dev_calibrated_f1"] >= h["dev_f1"] for h in result.history)
@@ -236,3 +237,7 @@ def test_early_stopping_can_select_on_the_calibrated_dev_f1(tmp_path):
     # The run's own calibration of the kept weights finds that epoch's theta and score.
     assert result.calibrated_theta == pytest.approx(result.history[best - 1]["dev_calibrated_theta"])
     assert result.dev_calibrated.f1 == pytest.approx(max(calibrated))
+    # and the model predicts at that theta: the pair the selection measured
+    meta = json.loads((result.checkpoint / "meta.json").read_text())
+    assert meta["theta"] == pytest.approx(result.calibrated_theta)
+    assert meta["loss_theta"] == cfg.loss.theta != meta["theta"]

@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * m['tagger_dev_precision']:.2f}/{100 * m['tagger_dev_recall']:.2f}/"
                       f"{100 * m['tagger_dev_f1']:.2f}", flush=True)
                 return
+            calibrated = (f"  calibrated F1 {100 * m['dev_calibrated_f1']:.2f} at theta "
+                          f"{m['dev_calibrated_theta']:.3f}" if "dev_calibrated_f1" in m else "")
             print(f"epoch {epoch:3d}  loss {m['loss']:.4f}  dev P/R/F1 "
                   f"{100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
-                  f"{100 * m['dev_f1']:.2f}  {m['epoch_seconds']:.1f}s", flush=True)
+                  f"{100 * m['dev_f1']:.2f}{calibrated}  {m['epoch_seconds']:.1f}s", flush=True)
 
         if args.cv:
             if args.resume:

@@ -79,7 +79,11 @@ def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig
     shutil.copy2(data.path / "type_filter.json", directory / "type_filter.json")
     train = data.splits.get("train")
     meta = {"labels": data.labels, "max_distance": data.max_distance, "mode": cfg.data.mode,
-            "theta": cfg.loss.theta, "calibrated_theta": calibrated_theta,
+            # the theta prediction uses: the config's, or for a model whose epoch was chosen at
+            # its calibrated theta, that one (the pair the selection measured)
+            "theta": calibrated_theta if cfg.train.select_on == "dev_calibrated_f1"
+            and calibrated_theta is not None else cfg.loss.theta,
+            "loss_theta": cfg.loss.theta, "calibrated_theta": calibrated_theta,
             "loss_variant": cfg.loss.variant,
             # the longest sentence training saw: prediction's default record-length limit
             "max_train_tokens": int(train.sentences.lengths.max())
