@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,7 @@ class RunProgress:
             raise ValueError(part)
 
         def keep(metrics: dict[str, float], state: FitState) -> None:
-            tmp = self.path / f".{part}.pt.tmp"
-            state.save(tmp)
-            os.replace(tmp, self.path / f"{part}.pt")
+            self._replace(f"{part}.pt", state.save)
 
         return keep
 
@@ -113,6 +112,11 @@ class RunProgress:
             shutil.rmtree(self.path)
 
     def _write_run(self, run: dict[str, Any]) -> None:
-        tmp = self.path / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(run, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path / RUN_FILE)
+        text = json.dumps(run, indent=1, sort_keys=True) + "\n"
+        self._replace(RUN_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def _replace(self, name: str, write: Callable[[Path], None]) -> None:
+        """``write`` a temporary file, then put it in place of ``name`` in one step."""
+        tmp = self.path / f".{name}.tmp"
+        write(tmp)
+        os.replace(tmp, self.path / name)
