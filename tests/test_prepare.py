@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -173,3 +174,48 @@ def test_cli_errors_are_one_clear_message(args, message):
 def test_cli_unknown_corpus():
     res = _cli("--corpus", "ace05", "--data-dir", ".", "--out", "x")
     assert res.returncode == 2 and "invalid choice: 'ace05'" in res.stderr
+
+
+_ENSURE = """
+import sys
+import time
+import relext_ray.data.pipeline as pipeline
+from relext_ray.config import load_experiment
+from relext_ray.data.prepared import ensure_prepared
+
+real = pipeline.prepare
+def counted(cfg):
+    print("PREPARING", flush=True)
+    return real(cfg)
+pipeline.prepare = counted
+cfg = load_experiment(sys.argv[1], ["data.prepared_dir=" + sys.argv[2], "data.data_dir=" + sys.argv[3]])
+ensure_prepared(cfg)
+"""
+
+
+def test_runs_started_side_by_side_prepare_once(tmp_path):
+    """Two runs that find the same folder unprepared take turns: one prepares, the other waits
+    and reads it (written by both at once, every sentence would be there twice)."""
+    from relext_ray.data.lock import exclusive
+    from relext_ray.data.prepared import PreparedData
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "prepared"
+    args = [str(root / "tune_configs" / "demo.yaml"), str(out), str(SAMPLE_DIR)]
+    logs = [tmp_path / f"run{i}.err" for i in range(2)]
+    with exclusive(out):  # both runs must meet a preparation in progress
+        procs = [subprocess.Popen([sys.executable, "-c", _ENSURE, *args], stdout=subprocess.PIPE,
+                                  stderr=log.open("w"), text=True) for log in logs]
+        deadline = time.monotonic() + 120
+        while not all("being prepared by another process" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+            time.sleep(0.2)
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [log.read_text() for log in logs]
+    assert sorted(o.count("PREPARING") for o in outputs) == [0, 1]
+    data = PreparedData.load(out)  # raises on a sentence id stored twice
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["train"]["sentences"] == 400
+    check_consistent(stats, out)
+    assert len(data.splits["train"].lengths) > 0

@@ -32,6 +32,7 @@ from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames
 from relext_ray.corpus.sources import SPLITS, plan_units
 from relext_ray.data.arrays import LAYOUT
 from relext_ray.data.local import brat_options
+from relext_ray.data.lock import exclusive
 from relext_ray.data.statistics import STAT_KEYS
 from relext_ray.data.transforms import (
     FeatureContext,
@@ -127,7 +128,16 @@ def build_vocabularies(train: ray.data.Dataset, cfg: PrepareConfig
 
 
 def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
-    """Run the whole pipeline; return the statistics that are also written to ``stats.json``."""
+    """Run the whole pipeline; return the statistics that are also written to ``stats.json``.
+
+    One preparation at a time writes into a folder (:func:`relext_ray.data.lock.exclusive`):
+    another one started meanwhile waits for it.
+    """
+    with exclusive(Path(cfg.out)):
+        return _prepare(cfg)
+
+
+def _prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     t0 = time.perf_counter()
     timer = _StageTimer()
     units = plan_units(cfg.corpus, cfg.data_dir, cfg.chunk_size)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from relext_ray.config import ExperimentConfig, TrainConfig
 from relext_ray.data.arrays import LAYOUT, SplitArrays, load_split
+from relext_ray.data.lock import exclusive
 from relext_ray.data.subsample import short_sentences, training_index
 from relext_ray.errors import RelextError
 from relext_ray.instances.pairs import TypeFilter
@@ -59,18 +60,31 @@ def training_subset(train: SplitArrays, t: TrainConfig) -> SplitArrays:
 
 
 def ensure_prepared(cfg: ExperimentConfig) -> Path:
-    """Prepare the corpus with Ray Data unless a matching preparation exists."""
-    out = cfg.prepared_dir
-    meta = out / "meta.json"
-    if meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("layout") == LAYOUT:
-        have = json.loads(meta.read_text(encoding="utf-8"))["config"]
-        want = cfg.data.prepare_config(out)
-        for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase"):
-            if have[key] != getattr(want, key):
-                raise RelextError(f"{out} was prepared with {key}={have[key]!r}, the config asks "
-                                  f"for {getattr(want, key)!r}: remove it or set data.prepared_dir")
-        return out
-    from relext_ray.data.pipeline import prepare  # Ray only when preparing
+    """Prepare the corpus with Ray Data unless a matching preparation exists.
 
-    prepare(cfg.data.prepare_config(out))
+    Runs started side by side on one config take turns: the first prepares, the others wait
+    for it and then read what it wrote.
+    """
+    out = cfg.prepared_dir
+    with exclusive(out):
+        if _is_prepared(out, cfg):
+            return out
+        from relext_ray.data.pipeline import prepare  # Ray only when preparing
+
+        prepare(cfg.data.prepare_config(out))
     return out
+
+
+def _is_prepared(out: Path, cfg: ExperimentConfig) -> bool:
+    """Whether ``out`` holds a finished preparation of this layout (``meta.json`` comes last);
+    one made with other settings is an error, never silently replaced."""
+    meta = out / "meta.json"
+    if not meta.exists() or json.loads(meta.read_text(encoding="utf-8")).get("layout") != LAYOUT:
+        return False
+    have = json.loads(meta.read_text(encoding="utf-8"))["config"]
+    want = cfg.data.prepare_config(out)
+    for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase"):
+        if have[key] != getattr(want, key):
+            raise RelextError(f"{out} was prepared with {key}={have[key]!r}, the config asks "
+                              f"for {getattr(want, key)!r}: remove it or set data.prepared_dir")
+    return True
