@@ -196,14 +196,14 @@ ensure_prepared(cfg)
 def test_runs_started_side_by_side_prepare_once(tmp_path):
     """Two runs that find the same folder unprepared take turns: one prepares, the other waits
     and reads it (written by both at once, every sentence would be there twice)."""
-    from relext_ray.data.lock import exclusive
     from relext_ray.data.prepared import PreparedData
+    from relext_ray.locks import preparing
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "prepared"
     args = [str(root / "tune_configs" / "demo.yaml"), str(out), str(SAMPLE_DIR)]
     logs = [tmp_path / f"run{i}.err" for i in range(2)]
-    with exclusive(out):  # both runs must meet a preparation in progress
+    with preparing(out):  # both runs must meet a preparation in progress
         procs = [subprocess.Popen([sys.executable, "-c", _ENSURE, *args], stdout=subprocess.PIPE,
                                   stderr=log.open("w"), text=True) for log in logs]
         deadline = time.monotonic() + 120

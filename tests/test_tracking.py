@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -130,3 +134,32 @@ def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one(tmp_path, mlflow_ser
     assert [m.step for m in client.get_metric_history(run_id, "dev_f1")] == [1, 2, 3]
     assert [m.step for m in client.get_metric_history(run_id, "tagger_dev_f1")] == [1, 2]
     assert client.get_run(run_id).data.metrics["test_f1"] == pytest.approx(straight.test.f1)
+
+
+_OPEN_STORE = """
+from relext_ray.tracking.runs import experiment_id
+print("EXPERIMENT", experiment_id("side-by-side"), flush=True)
+"""
+
+
+def test_runs_started_side_by_side_on_a_fresh_store_both_start(tmp_path):
+    """Two runs that open a new local MLflow store at once take turns creating its tables
+    (both creating them, one fails in the middle of a migration)."""
+    from relext_ray.locks import exclusive
+
+    db = tmp_path / "fresh.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    logs = [tmp_path / f"run{i}.err" for i in range(2)]
+    with exclusive(db.with_name(db.name + ".lock"), "held by the test"):
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_STORE], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=log.open("w")) for log in logs]
+        deadline = time.monotonic() + 120
+        while not all("is being created by another process" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+            time.sleep(0.2)
+        assert not db.exists()  # nobody got past the lock
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    ids = {line.split()[1] for o in outputs for line in o.splitlines() if line.startswith("EXPERIMENT")}
+    assert len(ids) == 1  # the same experiment: created once, found by the other

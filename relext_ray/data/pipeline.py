@@ -32,7 +32,6 @@ from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames
 from relext_ray.corpus.sources import SPLITS, plan_units
 from relext_ray.data.arrays import LAYOUT
 from relext_ray.data.local import brat_options
-from relext_ray.data.lock import exclusive
 from relext_ray.data.statistics import STAT_KEYS
 from relext_ray.data.transforms import (
     FeatureContext,
@@ -45,6 +44,7 @@ from relext_ray.data.transforms import (
 )
 from relext_ray.instances.pairs import TypeFilter
 from relext_ray.instances.vocab import Vocabularies, label_vocab, tag_vocab, token_vocab
+from relext_ray.locks import preparing
 
 # Repetitive strings compress well as dictionaries; the id lists would only grow a dictionary.
 DICTIONARY_COLUMNS = {"sentences": ("document",),
@@ -130,10 +130,10 @@ def build_vocabularies(train: ray.data.Dataset, cfg: PrepareConfig
 def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     """Run the whole pipeline; return the statistics that are also written to ``stats.json``.
 
-    One preparation at a time writes into a folder (:func:`relext_ray.data.lock.exclusive`):
+    One preparation at a time writes into a folder (:func:`relext_ray.locks.preparing`):
     another one started meanwhile waits for it.
     """
-    with exclusive(Path(cfg.out)):
+    with preparing(Path(cfg.out)):
         return _prepare(cfg)
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from relext_ray.config import ExperimentConfig, TrainConfig
 from relext_ray.data.arrays import LAYOUT, SplitArrays, load_split
-from relext_ray.data.lock import exclusive
 from relext_ray.data.subsample import short_sentences, training_index
 from relext_ray.errors import RelextError
 from relext_ray.instances.pairs import TypeFilter
 from relext_ray.instances.vocab import Vocabularies
+from relext_ray.locks import preparing
 
 
 @dataclass
@@ -66,7 +66,7 @@ def ensure_prepared(cfg: ExperimentConfig) -> Path:
     for it and then read what it wrote.
     """
     out = cfg.prepared_dir
-    with exclusive(out):
+    with preparing(out):
         if _is_prepared(out, cfg):
             return out
         from relext_ray.data.pipeline import prepare  # Ray only when preparing

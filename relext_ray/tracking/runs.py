@@ -24,6 +24,7 @@ import numpy as np
 from relext_ray import console
 from relext_ray.config import ExperimentConfig, flatten
 from relext_ray.errors import RelextError
+from relext_ray.locks import exclusive
 from relext_ray.model.decision import top_class
 from relext_ray.model.vectors import tie_word_dim
 from relext_ray.prediction.inputs import default_output
@@ -48,8 +49,23 @@ def ui_link(base_url: str, experiment_id: str) -> str:
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?{TRAINING_VIEW}"
 
 
+_OPENED: set[str] = set()
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns.db').resolve()}"
+    """``MLFLOW_TRACKING_URI``, else the local store ``mlruns.db`` in the working directory.
+
+    A local SQLite store is opened once per process under a lock: runs started side by side
+    on a fresh machine would otherwise both create (migrate) its tables, and one would fail.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns.db').resolve()}"
+    if uri.startswith("sqlite:///") and uri not in _OPENED:
+        db = Path(uri.removeprefix("sqlite:///"))
+        with exclusive(db.with_name(db.name + ".lock"),
+                       f"the MLflow store {db} is being created by another process: waiting"):
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)  # creates, migrates
+        _OPENED.add(uri)
+    return uri
 
 
 def experiment_id(name: str) -> str:
@@ -58,7 +74,12 @@ def experiment_id(name: str) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+        try:
+            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+        except mlflow.exceptions.MlflowException:
+            exp = client.get_experiment_by_name(name)  # a run started beside us created it
+            if exp is None:
+                raise
     if exp.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
         client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     return exp.experiment_id
