@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,7 +71,7 @@ class _Killed(Exception):
 
 @pytest.mark.usefixtures("ray_session")
 @pytest.mark.parametrize("kill_at", [("relation", 2), ("tagger", 1)])
-def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one(tmp_path, mlflow_server,
+def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one(tmp_path, mlflow_server, capsys,
                                                              monkeypatch, kill_at):
     """``relext-train --resume``: the same scores, weights and tagger as a run that never
     stopped, in the same MLflow run, each epoch logged once; the progress is cleared at the end."""
@@ -110,6 +111,15 @@ def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one(tmp_path, mlflow_ser
     other = demo_config(tmp_path / "stopped", *settings, "loss.gamma=3.0")
     with pytest.raises(RelextError, match=r"loss\.gamma"):
         RunProgress.of(other).start(other, resume=True)
+
+    # Without --resume a run starts afresh, and says what it discards.
+    elsewhere = RunProgress(tmp_path / "copy.resume")
+    shutil.copytree(progress.path, elsewhere.path)
+    capsys.readouterr()
+    assert not elsewhere.start(cfg, resume=False)
+    note = capsys.readouterr().err
+    assert f"{part} after epoch {epoch}" in note and "is discarded" in note
+    assert elsewhere.describe() == "no epoch finished yet"
 
     resumed_progress = RunProgress.of(cfg)
     assert resumed_progress.start(cfg, resume=True)

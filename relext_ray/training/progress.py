@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from relext_ray.training.tagging import EntityScores
 
 RUN_FILE = "run.json"
 PARTS = ("relation", "tagger")
+NOTHING_YET = "no epoch finished yet"
 # Settings that change where or how fast a run trains, not what it learns.
 NOT_THE_RUN = ("train.num_threads", "train.device", "train.checkpoint_dir", "data.prepared_dir",
                "data.data_dir")
@@ -56,7 +58,8 @@ class RunProgress:
 
     def start(self, cfg: ExperimentConfig, resume: bool) -> bool:
         """Begin a run: continue the saved one if ``resume`` and there is one (its config must
-        match), else start afresh (removing any older progress). Returns whether it resumes."""
+        match), else start afresh, removing any older progress (with a note on stderr when
+        that progress held a finished epoch). Returns whether it resumes."""
         run_file = self.path / RUN_FILE
         if resume and run_file.exists():
             saved = json.loads(run_file.read_text(encoding="utf-8"))["config"]
@@ -68,6 +71,9 @@ class RunProgress:
                     f"cannot resume the run saved in {self.path}: its config differs in "
                     f"{len(changed)} setting(s) ({shown}); run without --resume to start again")
             return True
+        if run_file.exists() and (done := self.describe()) != NOTHING_YET:
+            print(f"note: starting afresh; the progress of a stopped run in {self.path} "
+                  f"({done}) is discarded (--resume would continue it)", file=sys.stderr)
         self.clear()
         self.path.mkdir(parents=True)
         self._write_run({"config": identity(cfg), "mlflow_run_id": None})
@@ -95,7 +101,7 @@ class RunProgress:
         """What the saved progress holds, e.g. ``relation after epoch 7``."""
         done = [f"{part} after epoch {s.epoch}" for part in PARTS
                 if (s := self.state(part)) is not None]
-        return ", ".join(done) or "no epoch finished yet"
+        return ", ".join(done) or NOTHING_YET
 
     @property
     def mlflow_run_id(self) -> str | None:
