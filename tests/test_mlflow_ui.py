@@ -54,6 +54,12 @@ def render(url: str, profile: Path, screenshot: Path | None = None,
     return res.stdout
 
 
+def visible(page: str) -> str:
+    """The page's text without its markup and inline images: what a failed check shows."""
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))[:3000]
+
+
 def _api(base: str, path: str, body: dict | None = None, **query: str) -> dict:
     url = f"{base}/api/2.0/mlflow/{path}"
     if query:
@@ -103,7 +109,8 @@ def test_the_ui_shows_a_search_its_trials_their_curves_and_the_confusion_matrix(
     page = render(f"{run_page}/{trial_id}{view}", profile)
     assert "Parent run" in page and f'runs/{by_name["search-smoke"]}"' in page, page[-3000:]
     page = render(f"{run_page}/{trial_id}/model-metrics{view}", profile, shots / "trial.png")
-    assert trials[0] in page and "dev_f1" in page and 'class="main-svg"' in page, page[-3000:]
+    assert trials[0] in page and "dev_f1" in page and 'class="main-svg"' in page, (
+        [trials[0] in page, "dev_f1" in page, 'class="main-svg"' in page], visible(page))
 
     # The retrained best run: the confusion matrix among its artifacts, the image loaded.
     page = render(f"{run_page}/{by_name['best-smoke']}/artifacts/test_confusion.png{view}",
