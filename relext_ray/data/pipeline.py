@@ -133,14 +133,14 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     One preparation at a time writes into a folder (:func:`relext_ray.locks.preparing`):
     another one started meanwhile waits for it.
     """
-    with preparing(Path(cfg.out)):
-        return _prepare(cfg)
-
-
-def _prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
     t0 = time.perf_counter()
+    units = plan_units(cfg.corpus, cfg.data_dir, cfg.chunk_size)  # bad input: no folder made
+    with preparing(Path(cfg.out)):
+        return _prepare(cfg, units, t0)
+
+
+def _prepare(cfg: PrepareConfig, units: list[Any], t0: float) -> dict[str, dict[str, int]]:
     timer = _StageTimer()
-    units = plan_units(cfg.corpus, cfg.data_dir, cfg.chunk_size)
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = console.progress_enabled()
     out = Path(cfg.out).resolve()
