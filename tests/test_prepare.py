@@ -176,6 +176,16 @@ def test_cli_unknown_corpus():
     assert res.returncode == 2 and "invalid choice: 'ace05'" in res.stderr
 
 
+def wait_until_all_print(procs: list[subprocess.Popen], logs: list[Path], text: str,
+                         timeout: float = 120) -> None:
+    """Until every process has written ``text`` to its log (each still running)."""
+    deadline = time.monotonic() + timeout
+    while not all(text in log.read_text() for log in logs):
+        assert time.monotonic() < deadline, [log.read_text() for log in logs]
+        assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+        time.sleep(0.2)
+
+
 _ENSURE = """
 import sys
 import time
@@ -206,11 +216,7 @@ def test_runs_started_side_by_side_prepare_once(tmp_path):
     with preparing(out):  # both runs must meet a preparation in progress
         procs = [subprocess.Popen([sys.executable, "-c", _ENSURE, *args], stdout=subprocess.PIPE,
                                   stderr=log.open("w"), text=True) for log in logs]
-        deadline = time.monotonic() + 120
-        while not all("being prepared by another process" in log.read_text() for log in logs):
-            assert time.monotonic() < deadline, [log.read_text() for log in logs]
-            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
-            time.sleep(0.2)
+        wait_until_all_print(procs, logs, "being prepared by another process")
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [log.read_text() for log in logs]
     assert sorted(o.count("PREPARING") for o in outputs) == [0, 1]

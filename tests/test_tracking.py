@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -16,6 +15,7 @@ import torch
 from relext_ray.corpus.sample import SAMPLE_DIR
 from relext_ray.errors import RelextError
 from relext_ray.tracking.runs import EXPERIMENT_KIND_TAG, TRAINING_KIND
+from tests.test_prepare import wait_until_all_print
 from tests.test_train import demo_config
 
 
@@ -163,11 +163,7 @@ def test_runs_started_side_by_side_on_a_fresh_store_both_start(tmp_path):
     with exclusive(db.with_name(db.name + ".lock"), "held by the test"):
         procs = [subprocess.Popen([sys.executable, "-c", _OPEN_STORE], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=log.open("w")) for log in logs]
-        deadline = time.monotonic() + 120
-        while not all("is being created by another process" in log.read_text() for log in logs):
-            assert time.monotonic() < deadline, [log.read_text() for log in logs]
-            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
-            time.sleep(0.2)
+        wait_until_all_print(procs, logs, "is being created by another process")
         assert not db.exists()  # nobody got past the lock
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]

@@ -29,7 +29,7 @@ from relext_ray import __version__, console
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import PrepareConfig
 from relext_ray.corpus.duplicates import ID_SCHEMA, plan_renames
-from relext_ray.corpus.sources import SPLITS, plan_units
+from relext_ray.corpus.sources import SPLITS, Unit, plan_units
 from relext_ray.data.arrays import LAYOUT
 from relext_ray.data.local import brat_options
 from relext_ray.data.statistics import STAT_KEYS
@@ -139,7 +139,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, dict[str, int]]:
         return _prepare(cfg, units, t0)
 
 
-def _prepare(cfg: PrepareConfig, units: list[Any], t0: float) -> dict[str, dict[str, int]]:
+def _prepare(cfg: PrepareConfig, units: list[Unit], t0: float) -> dict[str, dict[str, int]]:
     timer = _StageTimer()
     init_ray()
     ray.data.DataContext.get_current().enable_progress_bars = console.progress_enabled()

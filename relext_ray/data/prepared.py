@@ -78,10 +78,13 @@ def ensure_prepared(cfg: ExperimentConfig) -> Path:
 def _is_prepared(out: Path, cfg: ExperimentConfig) -> bool:
     """Whether ``out`` holds a finished preparation of this layout (``meta.json`` comes last);
     one made with other settings is an error, never silently replaced."""
-    meta = out / "meta.json"
-    if not meta.exists() or json.loads(meta.read_text(encoding="utf-8")).get("layout") != LAYOUT:
+    meta_file = out / "meta.json"
+    if not meta_file.exists():
         return False
-    have = json.loads(meta.read_text(encoding="utf-8"))["config"]
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    if meta.get("layout") != LAYOUT:
+        return False
+    have = meta["config"]
     want = cfg.data.prepare_config(out)
     for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase"):
         if have[key] != getattr(want, key):
