@@ -25,6 +25,8 @@ SYSTEMS = {
 
 
 def mean_sd(values: list[float]) -> str:
+    if not values:  # e.g. no calibrated theta when dev was training data
+        return "—"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.mean(values):.1f} ± {100 * sd:.1f}"
 
@@ -64,7 +66,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for system, rows in results.items():
         def col(k: str, rows: list[dict] = rows) -> list[float]:
-            return [r[k] for r in rows]
+            return [r[k] for r in rows if k in r]
 
         print(f"| {system} | {mean_sd(col('test_precision'))} | {mean_sd(col('test_recall'))} | "
               f"{mean_sd(col('test_f1'))} | {mean_sd(col('test_calibrated_f1'))} | "

@@ -17,6 +17,7 @@ from relext_ray.registry import (
     Corpus,
     DistributionType,
     Encoder,
+    FitSplits,
     LossVariant,
     Mode,
     Optimizer,
@@ -44,6 +45,8 @@ class PrepareConfig(BaseModel):
     concurrency: int | None = Field(None, ge=1, description="parallel Ray tasks (default: all CPUs)")
     max_tokens: int | None = Field(None, ge=1, description=(
         "sentences of more tokens go to rejects.jsonl (field tokens) and count as too_long"))
+    training_splits: tuple[str, ...] = Field(("train",), description=(
+        "the splits the model trains on: the vocabularies and the type filter come from them"))
     # brat only
     terminators: str = "。！？"
     wrap_width: int | Literal["auto"] | None = "auto"
@@ -89,6 +92,9 @@ class ModelConfig(BaseModel):
     gru_hidden: int = Field(100, ge=1)
     hidden: int = Field(128, ge=1, description="FC layer after the encoder")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "in training, the share of tokens read as <unk>: teaches the unknown-word vector what "
+        "a word the training split lacks looks like in context (test splits have many)"))
     other_score: bool = Field(False, description="an Other score (the CE loss variants need it)")
     word_vectors: str | None = Field(None, description=(
         "pretrained word vectors to start the word embedding from: a file (word2vec/GloVe "
@@ -113,10 +119,12 @@ class DataConfig(BaseModel):
     lowercase: bool = False
     wrap_width: int | Literal["auto"] | None = "auto"
 
-    def prepare_config(self, out: Path) -> PrepareConfig:
+    def prepare_config(self, out: Path,
+                       training_splits: tuple[str, ...] = ("train",)) -> PrepareConfig:
         return PrepareConfig(corpus=self.corpus, data_dir=self.data_dir, out=out, mode=self.mode,
                              max_distance=self.max_distance, min_freq=self.min_freq,
-                             lowercase=self.lowercase, wrap_width=self.wrap_width)
+                             lowercase=self.lowercase, wrap_width=self.wrap_width,
+                             training_splits=training_splits)
 
 
 class LossConfig(BaseModel):
@@ -169,6 +177,11 @@ class TrainConfig(BaseModel):
     select_on: Selection = Field("dev_f1", description=(
         "early stopping's dev score: dev_f1 (at loss.theta, the paper's) or dev_calibrated_f1 "
         "(at the theta best on dev that epoch)"))
+    # SpERT's CoNLL04 models, for one, are trained on train+dev once the settings are chosen.
+    fit_on: FitSplits = Field("train", description=(
+        "train: dev selects the epoch (early stopping) and calibrates theta; train+dev: a "
+        "final model on both, exactly train.epochs epochs, scored at loss.theta (no dev "
+        "remains to select or calibrate on; take the epochs from runs that had one)"))
     checkpoint_dir: Path | None = Field(None, description="default: out/checkpoints/<name>")
     documents: float = Field(1.0, gt=0, le=1, description=(
         "train on a seeded share of the training documents (dev and test stay whole)"))
@@ -237,8 +250,20 @@ class ExperimentConfig(BaseModel):
         return self
 
     @property
+    def training_splits(self) -> tuple[str, ...]:
+        """The splits the relation model trains on (``train.fit_on``)."""
+        return tuple(self.train.fit_on.split("+"))
+
+    @property
     def prepared_dir(self) -> Path:
-        return self.data.prepared_dir or Path("out/prepared") / self.name
+        """``data.prepared_dir``, or ``out/prepared/<name>`` (``<name>+dev`` when dev is
+        training data too: its vocabularies and type filter differ)."""
+        suffix = "".join(f"+{s}" for s in self.training_splits[1:])
+        return self.data.prepared_dir or Path("out/prepared") / f"{self.name}{suffix}"
+
+    def prepare_config(self) -> PrepareConfig:
+        """How this run's corpus is prepared, into ``prepared_dir``."""
+        return self.data.prepare_config(self.prepared_dir, self.training_splits)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -440,6 +465,9 @@ class TuneExperimentConfig(BaseModel):
         if self.search.task == "relation" and tagger_keys:
             raise ValueError(f"space keys {tagger_keys}: relation trials do not train the "
                              "tagger; search its settings with search.task: tagger")
+        if self.experiment.train.fit_on != "train":
+            raise ValueError("experiment.train.fit_on must be 'train' in a search: trials are "
+                             "ranked on dev, so dev cannot be training data")
         return self
 
     @property

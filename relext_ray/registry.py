@@ -21,6 +21,9 @@ SEARCH_TASKS = ("relation", "tagger")
 OPTIMIZERS = ("rmsprop", "adam", "adamw")  # training optimizers (relext_ray.training.optimizers)
 # what early stopping selects the epoch on: dev F1 at the config's theta, or at the best theta
 SELECTIONS = ("dev_f1", "dev_calibrated_f1")
+# what the relation model trains on: train (dev selects the epoch), or train and dev together
+# for a fixed number of epochs (a final model once the settings are chosen)
+FIT_SPLITS = ("train", "train+dev")
 # Batch prediction: input files by suffix, and the formats of its output.
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "conll04", ".txt": "brat"}
 # predict's --format values: the corpora, and raw text (a .txt without .ann beside it)
@@ -39,3 +42,4 @@ Algorithm = Literal[ALGORITHMS]  # type: ignore[valid-type]
 SearchTask = Literal[SEARCH_TASKS]  # type: ignore[valid-type]
 Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]
 Selection = Literal[SELECTIONS]  # type: ignore[valid-type]
+FitSplits = Literal[FIT_SPLITS]  # type: ignore[valid-type]

@@ -116,3 +116,28 @@ def test_the_factored_path_is_chosen_by_encoder_config_and_mode():
     reference = small("cnn", factored=False)
     assert not reference.uses_factored()  # trains per pair
     assert reference.eval().uses_factored()  # evaluation always factors
+
+
+def test_word_dropout_reads_training_tokens_as_unknown_and_leaves_evaluation_alone():
+    a = arrays([40, 30], [[(0, 1), (5, 7)], [(2, 3), (20, 22)]])
+    b = batch_of(a)
+    m = small("cnn", word_dropout=0.5, dropout=0.0)
+    seen: list[torch.Tensor] = []
+    m.word.register_forward_hook(lambda _mod, args, _out: seen.append(args[0].clone()))
+    torch.manual_seed(1)
+    train_scores = m(b)["scores"]
+    read = seen[-1]
+    real = b.tokens > 1
+    dropped = real & (read == 1)
+    assert 0.3 < dropped.sum().item() / real.sum().item() < 0.7
+    assert torch.equal(read[~dropped], b.tokens[~dropped])  # padding and the rest untouched
+    # the per-pair reference draws the same words from the same generator state
+    m.reference = True
+    torch.manual_seed(1)
+    assert torch.allclose(m(b)["scores"], train_scores, atol=1e-5)
+    m.eval()
+    with torch.no_grad():
+        m(b)
+    assert torch.equal(seen[-1], b.tokens)
+    with torch.no_grad():
+        assert torch.allclose(m(b)["scores"], small("cnn", dropout=0.0).eval()(b)["scores"])

@@ -98,6 +98,30 @@ def test_real_conll04_shard_invariance(tmp_path, conll04_dir):
     _same_output(one, many)
 
 
+@pytest.mark.shared_data
+def test_real_conll04_prepared_for_a_model_trained_on_train_and_dev(tmp_path, conll04_dir):
+    """``training_splits`` (train.fit_on train+dev): dev's words and type combinations are the
+    model's too; the splits themselves are read alike."""
+    from relext_ray.data.prepared import PreparedData
+    from relext_ray.instances.vocab import UNK
+
+    stats, held_out = run(tmp_path, "train", corpus="conll04", data_dir=conll04_dir)
+    both_stats, both = run(tmp_path, "both", corpus="conll04", data_dir=conll04_dir,
+                           training_splits=("train", "dev"))
+    a, b = PreparedData.load(held_out), PreparedData.load(both)
+
+    def unknown(d: PreparedData) -> int:
+        return int((d.splits["dev"].sentences.tokens == d.vocabs.tokens.id(UNK)).sum())
+
+    assert unknown(a) > 100 and unknown(b) == 0
+    assert set(a.vocabs.tokens.items) < set(b.vocabs.tokens.items)
+    assert a.type_filter.combos <= b.type_filter.combos
+    assert {s: stats[s]["sentences"] for s in stats} == {
+        s: both_stats[s]["sentences"] for s in both_stats}
+    assert json.loads((both / "meta.json").read_text())["config"]["training_splits"] == [
+        "train", "dev"]
+
+
 def test_rejects_are_written_and_the_run_goes_on(tmp_path):
     data = tmp_path / "bad"
     data.mkdir()

@@ -241,3 +241,43 @@ def test_early_stopping_can_select_on_the_calibrated_dev_f1(tmp_path):
     meta = json.loads((result.checkpoint / "meta.json").read_text())
     assert meta["theta"] == pytest.approx(result.calibrated_theta)
     assert meta["loss_theta"] == cfg.loss.theta != meta["theta"]
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_final_model_trains_on_train_and_dev_for_its_epochs(tmp_path):
+    """``train.fit_on=train+dev``: dev is training data, so it neither stops the fit nor
+    calibrates theta; test is scored (its vocabularies: tests/test_prepare.py)."""
+    from relext_ray.data.prepared import PreparedData, ensure_prepared
+    from relext_ray.training.run import run
+
+    held_out = demo_config(tmp_path, "train.epochs=3")
+    base = PreparedData.load(ensure_prepared(held_out))
+
+    cfg = demo_config(tmp_path, "train.epochs=3", "train.patience=1", "train.fit_on=train+dev",
+                      f"data.prepared_dir={tmp_path / 'prepared-refit'}")
+    result = run(cfg)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]  # patience does not apply
+    assert result.best_epoch == 3 and result.dev is None and result.calibrated_theta is None
+    assert not any(k.startswith(("dev_", "best_dev")) for h in result.history for k in h)
+    assert not any(k.startswith(("best_dev", "dev_calibrated")) for k in result.metrics())
+    both = len(base.splits["train"]) + len(base.splits["dev"])
+    assert result.metrics()["train_instances"] == both
+    assert result.test is not None and 0 <= result.test.f1 <= 1
+    meta = json.loads((result.checkpoint / "meta.json").read_text())
+    assert meta["theta"] == cfg.loss.theta
+
+    # Its default folder is its own; a folder prepared for train alone is refused by name.
+    assert load_experiment(DEMO, ["train.fit_on=train+dev"]).prepared_dir.name == "demo+dev"
+    with pytest.raises(RelextError, match="training_splits"):
+        ensure_prepared(cfg.model_copy(update={"data": held_out.data}))
+
+
+def test_train_and_dev_together_is_refused_where_dev_must_select():
+    from relext_ray.config import load_search
+    from relext_ray.training.cv import cross_validate
+
+    with pytest.raises(RelextError, match="fit_on"):
+        load_search(ROOT / "tune_configs" / "demo_search.yaml",
+                    ["experiment.train.fit_on=train+dev"])
+    with pytest.raises(RelextError, match="fit_on"):
+        cross_validate(load_experiment(DEMO, ["train.fit_on=train+dev"]), 5)

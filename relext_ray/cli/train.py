@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                 return
             calibrated = (f"  calibrated F1 {100 * m['dev_calibrated_f1']:.2f} at theta "
                           f"{m['dev_calibrated_theta']:.3f}" if "dev_calibrated_f1" in m else "")
-            print(f"epoch {epoch:3d}  loss {m['loss']:.4f}  dev P/R/F1 "
-                  f"{100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
-                  f"{100 * m['dev_f1']:.2f}{calibrated}  {m['epoch_seconds']:.1f}s", flush=True)
+            dev = (f"  dev P/R/F1 {100 * m['dev_precision']:.2f}/{100 * m['dev_recall']:.2f}/"
+                   f"{100 * m['dev_f1']:.2f}" if "dev_f1" in m else "")  # none: dev trains
+            print(f"epoch {epoch:3d}  loss {m['loss']:.4f}{dev}{calibrated}  "
+                  f"{m['epoch_seconds']:.1f}s", flush=True)
 
         if args.cv:
             if args.resume:

@@ -170,7 +170,7 @@ def _prepare(cfg: PrepareConfig, units: list[Unit], t0: float) -> dict[str, dict
     sentences = _unique_ids(sentences, splits, stats, par)
     timer.lap("rejects")
 
-    train = sentences.filter(expr=col("split") == "train", **par)
+    train = sentences.filter(expr=col("split").is_in(list(cfg.training_splits)), **par)
     vocabs, type_filter = build_vocabularies(train, cfg)
     vocabs.save(out / "vocab")
     type_filter.save(out / "type_filter.json")

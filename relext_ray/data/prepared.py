@@ -71,7 +71,7 @@ def ensure_prepared(cfg: ExperimentConfig) -> Path:
             return out
         from relext_ray.data.pipeline import prepare  # Ray only when preparing
 
-        prepare(cfg.data.prepare_config(out))
+        prepare(cfg.prepare_config())
     return out
 
 
@@ -84,10 +84,10 @@ def _is_prepared(out: Path, cfg: ExperimentConfig) -> bool:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     if meta.get("layout") != LAYOUT:
         return False
-    have = meta["config"]
-    want = cfg.data.prepare_config(out)
-    for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase"):
-        if have[key] != getattr(want, key):
+    have = {"training_splits": ["train"], **meta["config"]}
+    want = cfg.prepare_config().model_dump(mode="json")
+    for key in ("corpus", "mode", "max_distance", "min_freq", "lowercase", "training_splits"):
+        if have[key] != want[key]:
             raise RelextError(f"{out} was prepared with {key}={have[key]!r}, the config asks "
-                              f"for {getattr(want, key)!r}: remove it or set data.prepared_dir")
+                              f"for {want[key]!r}: remove it or set data.prepared_dir")
     return True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 PAD = "<pad>"
 UNK = "<unk>"
+UNK_ID = 1  # a token vocabulary is (PAD, UNK, ...): see token_vocab
 OTHER = "Other"
 OUTSIDE = "O"
 

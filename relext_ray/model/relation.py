@@ -8,7 +8,7 @@ from torch import nn
 from relext_ray.config import ModelConfig
 from relext_ray.data.batching import Batch
 from relext_ray.instances.positions import num_position_ids
-from relext_ray.instances.vocab import Vocabularies
+from relext_ray.instances.vocab import UNK_ID, Vocabularies
 from relext_ray.model.encoders import ENCODERS, Factors
 
 
@@ -53,9 +53,18 @@ class RelationModel(nn.Module):
         never while ``reference`` is set (benchmarks and tests compare the two paths)."""
         return self.can_factor and not self.reference and (self.cfg.factored or not self.training)
 
+    def words(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[S, L, word_dim] the word embedding; in training, ``word_dropout`` of the real tokens
+        read as ``<unk>`` (drawn per sentence token, so both paths see the same words)."""
+        p = self.cfg.word_dropout
+        if self.training and p > 0:
+            drop = (torch.rand(tokens.shape, device=tokens.device) < p) & (tokens > UNK_ID)
+            tokens = tokens.masked_fill(drop, UNK_ID)
+        return self.word(tokens)
+
     def encode_pairs(self, b: Batch) -> torch.Tensor:
         """[P, H] the reference path: every pair's own [L, D] input, encoded on its own."""
-        parts = [self.word(b.tokens[b.sentence]), self.pos1(b.positions[b.e1]),
+        parts = [self.words(b.tokens)[b.sentence], self.pos1(b.positions[b.e1]),
                  self.pos2(b.positions[b.e2])]
         if self.tag is not None:
             parts.append(self.tag(b.tags[b.sentence]))
@@ -64,7 +73,7 @@ class RelationModel(nn.Module):
     def encode_factored(self, b: Batch) -> torch.Tensor:
         """[P, H] the same vectors as ``encode_pairs``, each sentence and mention encoded once."""
         wd, pd = self.cfg.word_dim, self.cfg.pos_dim
-        sentence = [self.word(b.tokens)]
+        sentence = [self.words(b.tokens)]
         columns: tuple[slice, ...] = (slice(0, wd),)
         if self.tag is not None:
             sentence.append(self.tag(b.tags))

@@ -51,6 +51,9 @@ def cross_validate(cfg: ExperimentConfig, k: int = 5,
                    callback: EpochCallback | None = None) -> CVResult:
     if k < 3:
         raise RelextError("--cv needs at least 3 folds (one test, one dev, one or more train)")
+    if cfg.train.fit_on != "train":
+        raise RelextError("cross-validation deals train+dev into its own folds: leave "
+                          "train.fit_on at 'train'")
     cfg = tie_word_dim(cfg)
     data = PreparedData.load(ensure_prepared(cfg), splits=("train", "dev"))
     pool = SplitArrays.concat([data.splits[s] for s in ("train", "dev") if s in data.splits])

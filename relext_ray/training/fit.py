@@ -1,4 +1,8 @@
-"""The fit loop: train with early stopping on dev F1, keep the best weights; resumable exactly."""
+"""The fit loop: train with early stopping on dev F1, keep the best weights; resumable exactly.
+
+Without a dev split (a final model trained on train+dev) it trains every epoch and keeps the
+last weights.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ def seed_everything(seed: int) -> None:
 class FitResult:
     model: RelationModel
     best_epoch: int
-    dev: Scores
+    dev: Scores | None  # None: no dev split selected the epoch
     history: list[dict[str, float]]
     seconds_per_epoch: float
     vectors: dict[str, float] = field(default_factory=dict)  # pretrained-vector coverage
@@ -96,7 +100,7 @@ class FitState:
 StateCallback = Callable[[dict[str, float], FitState], None]
 
 
-def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: SplitArrays,
+def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: SplitArrays | None,
         device: torch.device, callback: EpochCallback | None = None,
         dev_missed: int = 0, resume: FitState | None = None,
         on_state: StateCallback | None = None) -> FitResult:
@@ -106,7 +110,8 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         cfg: The run's config (model, loss, training).
         data: The prepared corpus (vocabularies, labels, position clip).
         train: The training instances (after any subsetting).
-        dev: The instances that select the epoch.
+        dev: The instances that select the epoch; None: train all ``train.epochs`` epochs
+            and keep the last weights.
         device: Where to train.
         callback: Called with each epoch's number and metrics.
         dev_missed: Dev positives the type filter removed (false negatives of any model).
@@ -159,20 +164,23 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
             bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", refresh=False)
         bar.close()
         epoch_seconds.append(time.perf_counter() - t0)
-        matrix = decision_matrix(model, cfg, dev, data.max_distance, device)
-        dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
-        metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
-        selected = dev_scores.f1
-        if cfg.train.select_on == "dev_calibrated_f1":
-            theta, calibrated = best_threshold(dev.labels, matrix, data.labels, dev_missed)
-            metrics.update(dev_calibrated_f1=calibrated.f1, dev_calibrated_theta=theta)
-            selected = calibrated.f1
-        if selected > best_f1:
-            best_f1, best_epoch, best_dev = selected, epoch, dev_scores
-            best_state = copy.deepcopy(model.state_dict())
-        metrics.update(epoch=epoch, best_dev_f1=best_f1, best_epoch=best_epoch,
-                       epoch_seconds=epoch_seconds[-1])
+        if dev is None:
+            best_epoch = epoch
+        else:
+            matrix = decision_matrix(model, cfg, dev, data.max_distance, device)
+            dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
+            metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
+            selected = dev_scores.f1
+            if cfg.train.select_on == "dev_calibrated_f1":
+                theta, calibrated = best_threshold(dev.labels, matrix, data.labels, dev_missed)
+                metrics.update(dev_calibrated_f1=calibrated.f1, dev_calibrated_theta=theta)
+                selected = calibrated.f1
+            if selected > best_f1:
+                best_f1, best_epoch, best_dev = selected, epoch, dev_scores
+                best_state = copy.deepcopy(model.state_dict())
+            metrics["best_dev_f1"] = best_f1
+        metrics.update(epoch=epoch, best_epoch=best_epoch, epoch_seconds=epoch_seconds[-1])
         history.append(metrics)
         if callback is not None:
             callback(epoch, metrics)
@@ -182,9 +190,10 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
                                        rng.bit_generator.state, torch.get_rng_state()))
         if epoch - best_epoch >= cfg.train.patience:
             break
-    if best_state is None or best_dev is None:
+    if not history:
         raise RelextError("training ran no epoch: train.epochs must be at least 1")
-    model.load_state_dict(best_state)
+    if dev is not None:
+        model.load_state_dict(best_state)
     return FitResult(model, best_epoch, best_dev, history,
                      float(np.mean(epoch_seconds)) if epoch_seconds else 0.0, vectors)
 

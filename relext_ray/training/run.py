@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from relext_ray.config import ExperimentConfig
+from relext_ray.data.arrays import SplitArrays
 from relext_ray.data.prepared import PreparedData, capped, ensure_prepared, training_subset
 from relext_ray.data.subsample import counts
 from relext_ray.errors import RelextError
@@ -31,7 +32,7 @@ class TrainResult:
     epochs_run: int
     seconds_per_epoch: float
     theta: float
-    dev: Scores
+    dev: Scores | None  # None: dev was training data (train.fit_on train+dev)
     test: Scores | None
     calibrated_theta: float | None = None
     dev_calibrated: Scores | None = None
@@ -66,7 +67,8 @@ def run(cfg: ExperimentConfig, callback: EpochCallback | None = None,
         save: bool = True, resume: FitState | None = None,
         on_state: StateCallback | None = None,
         progress: RunProgress | None = None) -> TrainResult:
-    """Prepare if needed, train on train, select on dev, score test; save a checkpoint.
+    """Prepare if needed, train on train, select on dev, score test; save a checkpoint (with
+    ``train.fit_on: train+dev``: train on both for ``train.epochs``, score test).
 
     Args:
         cfg: The run's config.
@@ -101,9 +103,14 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
     configure_threads(cfg.train.num_threads)
     t = cfg.train
     data.splits = {name: capped(a, t.max_length) for name, a in data.splits.items()}
-    train = training_subset(data.splits["train"], t)
-    fitted = fit(cfg, data, train, data.splits["dev"], device, callback,
-                 data.missed_positives("dev"), resume, on_state)
+    dev: SplitArrays | None = data.splits["dev"]
+    if t.fit_on == "train+dev":
+        train, dev = SplitArrays.concat([data.splits["train"], data.splits["dev"]]), None
+    else:
+        train = data.splits["train"]
+    train = training_subset(train, t)
+    fitted = fit(cfg, data, train, dev, device, callback, data.missed_positives("dev"), resume,
+                 on_state)
     tagger, tagger_metrics = None, {}
     if cfg.tagger.enabled:
         tagged, tagger_metrics = run_tagger(cfg, data.vocabs.tokens, data.vocabs.tags, device,
@@ -147,8 +154,8 @@ def evaluate_fitted(cfg: ExperimentConfig, data: PreparedData, fitted: FitResult
     labels = data.labels
     result = TrainResult(fitted.best_epoch, len(fitted.history), fitted.seconds_per_epoch,
                          cfg.loss.theta, fitted.dev, None, history=fitted.history)
-    dev_matrix = decision_matrix(fitted.model, cfg, dev, data.max_distance, device)
-    if cfg.train.calibrate_theta:
+    if cfg.train.calibrate_theta and fitted.dev is not None:
+        dev_matrix = decision_matrix(fitted.model, cfg, dev, data.max_distance, device)
         result.calibrated_theta, result.dev_calibrated = best_threshold(
             dev.labels, dev_matrix, labels, data.missed_positives("dev"))
     test = data.splits.get("test")
