@@ -140,3 +140,61 @@ def test_include_adds_another_studys_runs_once(tmp_path):
            "F1 70.00" in text
     with pytest.raises(RelextError, match="--include"):
         include({"rows": main_rows}, {}, [tmp_path / "missing" / "results.json"])
+
+
+def test_the_medium_plan_shares_figure_3s_point_with_the_tables():
+    budget = BUDGETS["medium"]
+    runs = plan(budget, ["conll04", "chinese_literature"])
+    keys = [r.key for r in runs]
+    assert len(keys) == len(set(keys))
+    en = [r for r in runs if r.corpus == "conll04"]
+    zh = [r for r in runs if r.corpus == "chinese_literature"]
+    # English: Table 1's four systems, the tuned row and the anchor, 3 seeds; Chinese: 11 table
+    # systems and Figure 3's 2 x 5 points less the 2 at neg:pos 10 (the table runs), one seed
+    # (the Eatt-BiGRU left out: the budget cannot afford its per-pair encoder there)
+    assert len(en) == 6 * 3 and len(zh) == 11 - 2 + 10 - 2
+    assert not {r.system for r in zh} & {"bigru", "bigru_tag"}
+    assert {(r.system, r.neg_ratio) for r in zh if r.neg_ratio is not None} == {
+        (s, x) for s in ("baseline", "mtl_tag") for x in (0.5, 1, 5, 15)}
+    tuned = {o.partition("=")[0]: o.partition("=")[2]
+             for o in next(r for r in en if r.system == "tuned").extra}
+    assert tuned["train.optimizer"] == "adam" and "tracking.experiment" not in tuned
+    for r in runs:
+        cfg = load_experiment(CONFIGS / CORPORA[r.corpus].config, r.overrides(budget))
+        assert cfg.model.word_dim == 200 and cfg.train.max_length is None  # the paper's model
+        if r.corpus == "conll04":
+            assert cfg.train.neg_ratio is None and cfg.train.epochs == 30
+            continue
+        assert cfg.train.epochs == 4 and cfg.train.select_on == "dev_calibrated_f1"
+        assert cfg.train.neg_ratio == (r.neg_ratio or 10)
+        assert cfg.train.documents == 1.0
+    anchor = load_experiment(CONFIGS / "conll04.yaml",
+                             next(r for r in en if r.system == "anchor").overrides(budget))
+    assert anchor.model.windows == (3,) and anchor.model.filters == 230
+    assert anchor.loss.variant == "ce" and anchor.train.optimizer == "adam"
+    words = budget.describe(["conll04", "chinese_literature"])
+    assert "table runs train at neg:pos 10" in words["chinese_literature"]
+    assert "not run: Eatt-BiGRU, Eatt-BiGRU + Tag (per-pair encoding" in words["chinese_literature"]
+    assert "tuned row from tune_configs/conll04_tuned.yaml" in words["conll04"]
+    # --systems without tuned / anchor leaves them out
+    assert {r.system for r in plan(budget, ["conll04"], ["baseline"])} == {"baseline"}
+
+
+def test_table_runs_at_a_ratio_are_that_ratios_figure_3_point():
+    rows = []
+    for seed in (1, 2):
+        rows += [{"corpus": "chinese_literature", "system": s, "seed": seed, "neg_ratio": None,
+                  "train_ratio": 10.0, "test_f1": f, "train_neg_per_pos": 10.0}
+                 for s, f in (("baseline", 0.2), ("mtl_tag", 0.3))]
+        rows += [{"corpus": "chinese_literature", "system": s, "seed": seed, "neg_ratio": 1.0,
+                  "test_f1": f, "train_neg_per_pos": 1.0}
+                 for s, f in (("baseline", 0.1), ("mtl_tag", 0.15))]
+        rows.append({"corpus": "conll04", "system": "anchor", "seed": seed, "neg_ratio": None,
+                     "test_f1": 0.70, "test_calibrated_f1": 0.69})
+    text = render(rows, {"commit": "abc"}, None)
+    assert "| 1 | 1.00 | 10.00 ± 0.00 | 15.00 ± 0.00 | +5.00 |" in text
+    assert "| 10 | 10.00 | 20.00 ± 0.00 | 30.00 ± 0.00 | +10.00 |" in text
+    assert "Anchor row: single-window CNN + CE (anchor), the same tag embedding, F1 " \
+           "70.00 ± 0.00" in text
+    # without a sweep the table runs are no Figure 3 of their own
+    assert "Figure 3" not in render([r for r in rows if r["neg_ratio"] is None], {}, None)

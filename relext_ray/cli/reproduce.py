@@ -179,12 +179,18 @@ def main(argv: list[str] | None = None) -> int:
             "data": "; ".join(f"{c}: {words}" for c, words in budget.describe(corpora).items()),
             "overrides for every run": ", ".join(budget.overrides) or "none",
             "runs": f"{len(result['rows'])} finished of {len(runs)}",
-            "wall time": f"{(time.perf_counter() - t0) / 60:.1f} min",
+            "wall time": f"{(time.perf_counter() - t0) / 60:.1f} min" + (
+                f" (the last of {len(result['parts'])} parts; the first began "
+                f"{result['parts'][0]})" if len(result.get("parts", [])) > 1 else ""),
             "MLflow": f"parent run {result['parent_run_id']} in experiment "
                       f"{args.experiment} at {result['tracking_uri']}",
         }
-        if tuned:
-            facts["tuned"] = {c: f"search values {', '.join(v)}" for c, v in tuned.items()}
+        from_configs = {c: f"tune_configs/{f}" for c, f in budget.tuned.items()
+                        if c in corpora and c not in tuned and any(
+                            r.system == "tuned" and r.corpus == c for r in runs)}
+        if tuned or from_configs:
+            facts["tuned"] = {**from_configs, **{c: f"search values {', '.join(v)}"
+                                                 for c, v in tuned.items()}}
         if result["failed"]:
             facts["failed runs"] = ", ".join(result["failed"])
         results_file.write_text(json.dumps({"result": result, "facts": facts}, indent=2),

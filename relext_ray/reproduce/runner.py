@@ -4,6 +4,7 @@ every epoch and resumes after a failure), all under one MLflow parent run."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ FINAL_METRICS = (
     "test_false_negatives", "test_false_positives", "test_wrong_class", "test_f1_sd",
 )
 RECORD = "relext_reproduce.json"
+PARTS = "relext_reproduce_parts.txt"  # when each part of the study began
 
 
 def run_config(run: dict[str, Any], prepared: dict[str, str]):
@@ -70,6 +72,7 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
     uri = tracking.tracking_uri()
     record = job_folder.start(folder, RECORD, resume, overwrite, what="study", tracking_uri=uri)
     folder.mkdir(parents=True, exist_ok=True)
+    parts = _log_part(folder, fresh=record is None)
     init_ray()
     prepared: dict[str, str] = {}
     for corpus in dict.fromkeys(r.corpus for r in runs):
@@ -122,4 +125,17 @@ def run_study(runs: list[Run], budget: Budget, storage: Path, name: str, *, cv: 
                          **{k: r.metrics[k] for k in FINAL_METRICS if k in r.metrics}})
         rows.sort(key=lambda x: x["key"])
         return {"rows": rows, "failed": failed, "parent_run_id": parent.info.run_id,
-                "tracking_uri": uri, "experiment_id": exp_id, "folder": str(folder)}
+                "tracking_uri": uri, "experiment_id": exp_id, "folder": str(folder),
+                "parts": parts}
+
+
+def _log_part(folder: Path, fresh: bool) -> list[str]:
+    """Note when this part of a study began (a study may be run in parts with ``--resume``);
+    return the start times of all its parts so far, the first first."""
+    path = folder / PARTS
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    earlier = [] if fresh or not path.exists() else \
+        path.read_text(encoding="utf-8").splitlines()
+    parts = [*earlier, started]
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return parts
