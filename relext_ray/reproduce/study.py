@@ -135,7 +135,7 @@ class Budget:
             epochs, patience = self.epochs_for(c)
             parts = [f"seeds {', '.join(map(str, self.seeds_for(c)))}",
                      f"at most {epochs} epochs (early stopping after {patience} without a "
-                     f"better dev F1)"]
+                     f"better dev score)"]
             share = self.documents.get(c, 1.0)
             if share < 1:
                 parts.append(f"{share:.0%} of the training documents (seeded per run)")
@@ -151,6 +151,8 @@ class Budget:
                 parts.append(f"not run: {', '.join(SYSTEMS[s][0] for s in systems)} ({why})")
             if c in self.tuned:
                 parts.append(f"tuned row from tune_configs/{self.tuned[c]}")
+            if c in self.anchor:
+                parts.append(f"an anchor row ({SYSTEMS['anchor'][0]})")
             out[c] = "; ".join(parts)
         return out
 
