@@ -1,4 +1,4 @@
-"""Entry point for ``ray job submit -- python jobs/reproduce.py --budget quick|full``
+"""Entry point for ``ray job submit -- python jobs/reproduce.py --budget quick|medium|full``
 (same flags as ``relext-reproduce``); the driver joins the cluster via
 RAY_ADDRESS."""
 

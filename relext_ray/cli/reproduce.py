@@ -1,6 +1,7 @@
 """The paper's study on CoNLL04 and Chinese Literature, one command, with a generated report.
 
     python jobs/reproduce.py --budget quick        # about 90 minutes on a 2-core CPU machine
+    python jobs/reproduce.py --budget medium       # the paper's model, all data: about 2.5 h
     ray job submit --address http://<head>:8265 --working-dir . -- \\
         python jobs/reproduce.py --budget full --gpus-per-trial 0.25
 
