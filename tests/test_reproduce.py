@@ -196,5 +196,8 @@ def test_table_runs_at_a_ratio_are_that_ratios_figure_3_point():
     assert "| 10 | 10.00 | 20.00 ± 0.00 | 30.00 ± 0.00 | +10.00 |" in text
     assert "Anchor row: single-window CNN + CE (anchor), the same tag embedding, F1 " \
            "70.00 ± 0.00" in text
+    # the target line: +MTL+Tag 30 on Chinese Literature, 40 aimed at
+    assert "- chinese_literature: Baseline + MTL + Tag 30.00 ± 0.00 against the 40 aimed at: " \
+           "missed by 10.00." in text
     # without a sweep the table runs are no Figure 3 of their own
     assert "Figure 3" not in render([r for r in rows if r["neg_ratio"] is None], {}, None)
