@@ -89,6 +89,9 @@ class ModelConfig(BaseModel):
     filters: int = Field(64, ge=1)
     pcnn_window: int = Field(3, ge=1)
     pcnn_filters: int = Field(230, ge=1)
+    entity_pool: bool = Field(False, description=(
+        "cnn/pcnn: also max-pool over each mention's own tokens and append both vectors, so "
+        "the classifier sees what the convolution found at the two entities"))
     gru_hidden: int = Field(100, ge=1)
     hidden: int = Field(128, ge=1, description="FC layer after the encoder")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)

@@ -64,10 +64,11 @@ EDGE_CASES = (
 
 
 @pytest.mark.parametrize("encoder", ["cnn", "pcnn"])
-@pytest.mark.parametrize("use_tag", [True, False])
-def test_factored_equals_per_pair_on_edge_cases(encoder, use_tag):
+@pytest.mark.parametrize(("use_tag", "entity_pool"), [(True, False), (False, False),
+                                                      (True, True)])
+def test_factored_equals_per_pair_on_edge_cases(encoder, use_tag, entity_pool):
     m = model(encoder, use_tag=use_tag, word_dim=20, pos_dim=6, tag_dim=5, filters=8,
-              pcnn_filters=8, windows=(1, 2, 4, 5, 10))
+              pcnn_filters=8, windows=(1, 2, 4, 5, 10), entity_pool=entity_pool)
     a = arrays(*EDGE_CASES)
     assert_same(m, make_batch(a, np.arange(len(a)), MAX_D))
 
@@ -120,15 +121,17 @@ def _real_batches(a: SplitArrays, n: int) -> list[np.ndarray]:
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("encoder", ["cnn", "pcnn"])
+@pytest.mark.parametrize(("encoder", "entity_pool"), [("cnn", False), ("pcnn", False),
+                                                      ("cnn", True)])
 @pytest.mark.parametrize(("corpus", "fixture", "mode"), [
     ("conll04", "conll04_dir", "unordered"),
     ("brat", "chinese_literature_dir", "ordered"),
 ])
-def test_factored_equals_per_pair_on_real_batches(request, corpus, fixture, mode, encoder):
+def test_factored_equals_per_pair_on_real_batches(request, corpus, fixture, mode, encoder,
+                                                  entity_pool):
     data = prepare_local(corpus, request.getfixturevalue(fixture), mode, splits=("dev",))
     dev = data.splits["dev"]
-    m = build_model(ModelConfig(encoder=encoder, dropout=0.0), data.vocabs,
-                    len(data.vocabs.labels), 60)
+    m = build_model(ModelConfig(encoder=encoder, dropout=0.0, entity_pool=entity_pool),
+                    data.vocabs, len(data.vocabs.labels), 60)
     for index in _real_batches(dev, 3):
         assert_same(m, make_batch(dev, index, 60))

@@ -121,15 +121,20 @@ def _chunks(n: int, per_row: int, device: torch.device) -> list[slice]:
     return [slice(i, i + step) for i in range(0, n, step)]
 
 
-def _regions(f: Factors, rows: slice, width: int, segments: bool) -> list[torch.Tensor | None]:
-    """The [p, L] pooling masks of pairs ``rows`` (None: the whole sentence)."""
-    return list(_segments(f.spans[rows], width)) if segments else [None]
+def _regions(spans: torch.Tensor, width: int, segments: bool, entities: bool
+             ) -> list[torch.Tensor | None]:
+    """The [p, L] pooling masks of pairs with ``spans`` [p, 4]: the whole sentence (None) or the
+    three PCNN segments, then, with ``entities``, each mention's own tokens."""
+    out: list[torch.Tensor | None] = list(_segments(spans, width)) if segments else [None]
+    return out + list(_mentions(spans, width)) if entities else out
 
 
 def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
-            segments: bool = False) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+            segments: bool = False, entities: bool = False
+            ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """Max over time of every pair's pre-activation ``base[s] + c1[e1] + c2[e2]``, over its
-    sentence's tokens (or, with ``segments``, over each of the three PCNN segments).
+    sentence's tokens (or, with ``segments``, over each of the three PCNN segments; with
+    ``entities``, also over each of the two mentions' tokens).
 
     The [P, L, F] sum is never kept: it is made in cache-sized chunks of pairs without autograd.
     Without gradients its maxima are the result. With gradients, only where the maxima are is
@@ -142,11 +147,13 @@ def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
         c1, c2: [M, L, F] the mention terms.
         f: The batch's factors.
         segments: Pool the three PCNN segments instead of the whole sentence.
+        entities: Pool the two mentions' tokens too (two more regions, last).
 
     Returns:
-        One ([P, F] maxima, [P] whether the segment has a token, or None) per pooling region.
+        One ([P, F] maxima, [P] whether the region has a token, or None for the whole
+        sentence) per pooling region.
     """
-    n_regions = 3 if segments else 1
+    n_regions = (3 if segments else 1) + (2 if entities else 0)
     width, filters = c1.shape[1], c1.shape[2]
     grad = torch.is_grad_enabled() and (base.requires_grad or c1.requires_grad)
     parts: list[list[torch.Tensor]] = [[] for _ in range(n_regions)]
@@ -159,16 +166,16 @@ def _pooled(base: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, f: Factors,
         for rows in _chunks(len(f.sentence), width * filters, base.device):
             z = y1.index_select(0, f.e1[rows])
             z += other.index_select(0, f.e2[rows])
-            for k, region in enumerate(_regions(f, rows, width, segments)):
+            for k, region in enumerate(_regions(f.spans[rows], width, segments, entities)):
                 if grad:
                     zk = z if region is None else z.masked_fill(~region.unsqueeze(1), NEG)
                     parts[k].append(zk.max(dim=2).indices)  # [p, F]
                 else:
                     zk = z if region is None else z.masked_fill(~region.unsqueeze(2), NEG)
                     parts[k].append(zk.amax(dim=1))  # [p, F]
-    # which pairs have a token in each PCNN segment (an empty segment pools to zeros)
-    has_token = [(seg & f.mask[f.sentence]).any(dim=1) for seg in _segments(f.spans, width)] \
-        if segments else [None]
+    # which pairs have a token in each region (an empty region pools to zeros)
+    has_token = [None if region is None else (region & f.mask[f.sentence]).any(dim=1)
+                 for region in _regions(f.spans, width, segments, entities)]
     out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     for k in range(n_regions):
         got = torch.cat(parts[k]) if parts[k] else base.new_zeros(
@@ -193,6 +200,34 @@ def _segments(spans: torch.Tensor, width: int) -> tuple[torch.Tensor, ...]:
     return pos < first_end, (pos >= first_end) & (pos < second_end), pos >= second_end
 
 
+def _mentions(spans: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[P, L] masks of the first and the second mention's tokens."""
+    pos = torch.arange(width, device=spans.device).unsqueeze(0)
+    return ((pos >= spans[:, 0:1]) & (pos < spans[:, 1:2]),
+            (pos >= spans[:, 2:3]) & (pos < spans[:, 3:4]))
+
+
+def _pool_regions(h: torch.Tensor, mask: torch.Tensor, regions: list[torch.Tensor]
+                  ) -> list[torch.Tensor]:
+    """[B, F] max of activations ``h`` [B, F, L] over each [B, L] region's real tokens (an
+    empty region pools to zeros): the per-pair path's piecewise and mention pooling."""
+    out = []
+    for region in regions:
+        m = (region & mask).unsqueeze(1)
+        pooled = h.masked_fill(~m, NEG).max(dim=2).values
+        out.append(torch.where(m.any(dim=2), pooled, torch.zeros_like(pooled)))
+    return out
+
+
+def _activated(pooled: list[tuple[torch.Tensor, torch.Tensor | None]],
+               act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The factored path's pooled maxima through the (monotone) activation, concatenated; a
+    region without tokens gives zeros, as on the per-pair path."""
+    return torch.cat([act(value) if has is None else
+                      torch.where(has.unsqueeze(1), act(value), torch.zeros_like(value))
+                      for value, has in pooled], dim=1)
+
+
 class MultiWindowCNN(nn.Module):
     """The paper's encoder: one convolution per window size, "same" zero padding, ReLU,
     max-pooling over time.
@@ -201,32 +236,35 @@ class MultiWindowCNN(nn.Module):
         in_dim: D, the width of the embedded input.
         windows: The window sizes (the paper: 4..10).
         filters: Filters per window (the paper: 64).
+        entity_pool: Also max-pool over each mention's tokens (the output grows threefold).
 
-    ``forward(x [B, L, D], mask [B, L] bool, spans [B, 4])`` returns [B, filters · len(windows)].
+    ``forward(x [B, L, D], mask [B, L] bool, spans [B, 4])`` returns [B, filters · len(windows)]
+    ([B, 3 · filters · len(windows)] with ``entity_pool``: sentence, first, second mention).
     """
 
     def __init__(self, in_dim: int, windows: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10),
-                 filters: int = 64) -> None:
+                 filters: int = 64, entity_pool: bool = False) -> None:
         super().__init__()
         self.windows = tuple(windows)
         self.convs = nn.ModuleList(nn.Conv1d(in_dim, filters, w) for w in self.windows)
-        self.out_dim = filters * len(self.windows)
+        self.entity_pool = entity_pool
+        self.out_dim = filters * len(self.windows) * (3 if entity_pool else 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
-        h = x.transpose(1, 2)  # [B, D, L]
-        pad = ~mask.unsqueeze(1)
-        pooled = [
-            torch.relu(conv(_same_pad(h, w))).masked_fill(pad, NEG).max(dim=2).values
-            for w, conv in zip(self.windows, self.convs, strict=True)
-        ]
+        x = x.transpose(1, 2)  # [B, D, L]
+        h = torch.cat([torch.relu(conv(_same_pad(x, w)))
+                       for w, conv in zip(self.windows, self.convs, strict=True)], dim=1)
+        pooled = [h.masked_fill(~mask.unsqueeze(1), NEG).max(dim=2).values]
+        if self.entity_pool:
+            pooled += _pool_regions(h, mask, list(_mentions(spans, x.shape[2])))
         return torch.cat(pooled, dim=1)
 
     def forward_factored(self, f: Factors) -> torch.Tensor:
         """The same vectors as ``forward`` on the per-pair inputs, encoding each sentence and
-        each mention once: [P, filters · len(windows)]."""
+        each mention once: [P, out_dim]."""
         base, c1, c2 = _factor_terms(f, list(zip(self.windows, self.convs, strict=True)))
         # ReLU is monotone, so it can follow the pooling: relu(max x) = max relu(x).
-        return torch.relu(_pooled(base, c1, c2, f)[0][0])
+        return _activated(_pooled(base, c1, c2, f, entities=self.entity_pool), torch.relu)
 
 
 class PCNN(nn.Module):
@@ -237,32 +275,34 @@ class PCNN(nn.Module):
         in_dim: D, the width of the embedded input.
         window: The window size.
         filters: The number of filters F.
+        entity_pool: Also max-pool over each mention's tokens.
 
-    ``forward(x [B, L, D], mask [B, L] bool, spans [B, 4])`` returns [B, 3F].
+    ``forward(x [B, L, D], mask [B, L] bool, spans [B, 4])`` returns [B, 3F] ([B, 5F] with
+    ``entity_pool``: the three segments, then the first and the second mention).
     """
 
-    def __init__(self, in_dim: int, window: int = 3, filters: int = 230) -> None:
+    def __init__(self, in_dim: int, window: int = 3, filters: int = 230,
+                 entity_pool: bool = False) -> None:
         super().__init__()
         self.window = window
         self.conv = nn.Conv1d(in_dim, filters, window)
-        self.out_dim = 3 * filters
+        self.entity_pool = entity_pool
+        self.out_dim = (5 if entity_pool else 3) * filters
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.conv(_same_pad(x.transpose(1, 2), self.window)))  # [B, F, L]
-        out = []
-        for seg in _segments(spans, x.shape[1]):
-            m = (seg & mask).unsqueeze(1)
-            pooled = h.masked_fill(~m, NEG).max(dim=2).values
-            out.append(torch.where(m.any(dim=2), pooled, torch.zeros_like(pooled)))
-        return torch.cat(out, dim=1)
+        regions = list(_segments(spans, x.shape[1]))
+        if self.entity_pool:
+            regions += _mentions(spans, x.shape[1])
+        return torch.cat(_pool_regions(h, mask, regions), dim=1)
 
     def forward_factored(self, f: Factors) -> torch.Tensor:
         """The same vectors as ``forward`` on the per-pair inputs, encoding each sentence and
-        each mention once: [P, 3F]."""
+        each mention once: [P, out_dim]."""
         base, c1, c2 = _factor_terms(f, [(self.window, self.conv)])
         # tanh is monotone, so it can follow the pooling; an empty segment pools to zeros.
-        return torch.cat([torch.where(has.unsqueeze(1), torch.tanh(value), torch.zeros_like(value))
-                          for value, has in _pooled(base, c1, c2, f, segments=True)], dim=1)
+        return _activated(_pooled(base, c1, c2, f, segments=True, entities=self.entity_pool),
+                          torch.tanh)
 
 
 def _span_mean(h: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
@@ -308,7 +348,9 @@ class EattBiGRU(nn.Module):
 
 # The encoders by their config name (``model.encoder``), built from the model config.
 ENCODERS: dict[str, Callable[[int, ModelConfig], nn.Module]] = {
-    "cnn": lambda in_dim, cfg: MultiWindowCNN(in_dim, cfg.windows, cfg.filters),
-    "pcnn": lambda in_dim, cfg: PCNN(in_dim, cfg.pcnn_window, cfg.pcnn_filters),
+    "cnn": lambda in_dim, cfg: MultiWindowCNN(in_dim, cfg.windows, cfg.filters,
+                                              cfg.entity_pool),
+    "pcnn": lambda in_dim, cfg: PCNN(in_dim, cfg.pcnn_window, cfg.pcnn_filters,
+                                     cfg.entity_pool),
     "bigru": lambda in_dim, cfg: EattBiGRU(in_dim, cfg.gru_hidden),
 }
