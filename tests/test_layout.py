@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "relext_ray"
 # base; the two top-level shims (python -m relext_ray.predict / .train) belong to the commands.
 STAGES = ("base", "cluster", "corpus", "instances", "data", "model", "training", "prediction",
           "tracking", "search", "reproduce", "cli")
-BASE = {"errors", "registry", "config", "console", "locks", "__init__"}
+BASE = {"errors", "registry", "config", "console", "locks", "files", "__init__"}
 SHIMS = {"predict", "train", "api"}
 ROOT_EXPORTS = {("relext_ray", "relext_ray.api")}
 RAY_GLUE = {

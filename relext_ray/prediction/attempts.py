@@ -19,9 +19,9 @@ is scored record by record in the same attempt.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
+
+from relext_ray.files import write_text_atomically
 
 WHOLE_ATTEMPTS = 2
 FOLDER = ".attempts"
@@ -48,9 +48,7 @@ class Attempts:
             return {"attempts": 0, "current": None, "died_on": []}
 
     def _write(self, state: dict[str, object]) -> None:
-        tmp = self.dir / f".{self._state.name}.{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, self._state)
+        write_text_atomically(self._state, json.dumps(state))
 
     def begin(self) -> int:
         """Record a new attempt; return how many earlier attempts did not finish. A record

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from relext_ray.corpus.brat import BratOptions
 from relext_ray.corpus.duplicates import ID_SCHEMA
 from relext_ray.corpus.sources import Unit, read_unit
 from relext_ray.data.transforms import rows_of
+from relext_ray.files import replace_atomically
 
 OUTPUT_FORMATS = ("parquet", "jsonl")
 ACCOUNT_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
@@ -55,13 +54,15 @@ def part_name(index: int, units: int, fmt: str) -> str:
 
 def write_part(table: pa.Table, path: Path, fmt: str) -> None:
     """Write atomically: a killed attempt leaves only a temporary file, never half a part."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    if fmt == "parquet":
-        pq.write_table(table, tmp)
-    else:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist())
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        if fmt == "parquet":
+            pq.write_table(table, tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n"
+                              for r in table.to_pylist())
+
+    replace_atomically(path, write)
 
 
 def part_rows(path: Path, fmt: str) -> int:

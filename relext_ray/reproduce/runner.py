@@ -12,6 +12,7 @@ from ray import tune
 
 from relext_ray.cluster.connect import init_ray
 from relext_ray.config import load_experiment
+from relext_ray.files import write_text_atomically
 from relext_ray.reproduce.study import CONFIGS, CORPORA, Budget, Run
 from relext_ray.search import folder as job_folder
 from relext_ray.search.resume import FINISHED, FinishedMarkers, before_restore
@@ -137,5 +138,5 @@ def _log_part(folder: Path, fresh: bool) -> list[str]:
     earlier = [] if fresh or not path.exists() else \
         path.read_text(encoding="utf-8").splitlines()
     parts = [*earlier, started]
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    write_text_atomically(path, "\n".join(parts) + "\n")
     return parts

@@ -48,6 +48,7 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchGen
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
+from relext_ray.files import write_text_atomically
 from relext_ray.tracking.trials import REPLAYED
 
 FINISHED = "finished"  # <experiment dir>/finished/<trial id>.json: a trial's last report
@@ -70,9 +71,7 @@ def own_metrics(result: Mapping[str, Any]) -> dict[str, float]:
 def write_marker(path: Path, metrics: Mapping[str, Any]) -> None:
     """Write a finish marker atomically (a reader sees the whole file or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(own_metrics(metrics)), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(own_metrics(metrics)))
 
 
 def read_marker(path: Path) -> dict[str, float] | None:

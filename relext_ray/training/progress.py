@@ -12,16 +12,15 @@ MLflow run, which the resumed run continues. It is removed once the run has fini
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from relext_ray.config import ExperimentConfig, flatten
 from relext_ray.errors import RelextError
+from relext_ray.files import replace_atomically, write_text_atomically
 from relext_ray.training.fit import FitState, StateCallback
 from relext_ray.training.metrics import Scores
 from relext_ray.training.tagging import EntityScores
@@ -93,7 +92,7 @@ class RunProgress:
             raise ValueError(part)
 
         def keep(metrics: dict[str, float], state: FitState) -> None:
-            self._replace(f"{part}.pt", state.save)
+            replace_atomically(self.path / f"{part}.pt", state.save)
 
         return keep
 
@@ -118,11 +117,5 @@ class RunProgress:
             shutil.rmtree(self.path)
 
     def _write_run(self, run: dict[str, Any]) -> None:
-        text = json.dumps(run, indent=1, sort_keys=True) + "\n"
-        self._replace(RUN_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-    def _replace(self, name: str, write: Callable[[Path], None]) -> None:
-        """``write`` a temporary file, then put it in place of ``name`` in one step."""
-        tmp = self.path / f".{name}.tmp"
-        write(tmp)
-        os.replace(tmp, self.path / name)
+        write_text_atomically(self.path / RUN_FILE,
+                              json.dumps(run, indent=1, sort_keys=True) + "\n")
