@@ -28,7 +28,7 @@ from typing import Any
 from relext_ray import console
 from relext_ray.errors import RelextError, cli_exit
 from relext_ray.reproduce.report import plot_fig3, render
-from relext_ray.reproduce.study import BUDGETS, CORPORA, FIG3_RATIOS, SYSTEMS, plan
+from relext_ray.reproduce.study import BUDGETS, CORPORA, FIG3_RATIOS, SYSTEMS, TUNED, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,8 +94,9 @@ def include(result: dict[str, Any], facts: dict[str, Any], others: list[Path]
         facts[f"included: {path.parent.name}"] = (
             f"{len(new)} runs ({', '.join(sorted({r['system'] for r in new})) or 'none'}) from "
             f"`{f.get('command', '?')}` at commit {f.get('commit', '?')}, {f.get('MLflow', '')}")
-        if f.get("tuned"):
-            facts["tuned"] = {**facts.get("tuned", {}), **f["tuned"]}
+        for system in TUNED:
+            if f.get(system):
+                facts[system] = {**facts.get(system, {}), **f[system]}
     return {**result, "rows": sorted(rows, key=lambda r: r["key"])}, facts
 
 
@@ -186,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
             "MLflow": f"parent run {result['parent_run_id']} in experiment "
                       f"{args.experiment} at {result['tracking_uri']}",
         }
-        from_configs = {c: f"tune_configs/{f}" for c, f in budget.tuned.items()
-                        if c in corpora and c not in tuned and any(
-                            r.system == "tuned" and r.corpus == c for r in runs)}
-        if tuned or from_configs:
-            facts["tuned"] = {**from_configs, **{c: f"search values {', '.join(v)}"
-                                                 for c, v in tuned.items()}}
+        # per tuned system, where each corpus's values came from: a config, or --tuned's search
+        planned = {(r.corpus, r.system) for r in runs}
+        for system in TUNED:
+            sources = {c: f"tune_configs/{configs[system]}" for c, configs in budget.tuned.items()
+                       if system in configs and (c, system) in planned}
+            if system == "tuned":
+                sources.update({c: f"search values {', '.join(v)}" for c, v in tuned.items()})
+            if sources:
+                facts[system] = sources
         if result["failed"]:
             facts["failed runs"] = ", ".join(result["failed"])
         results_file.write_text(json.dumps({"result": result, "facts": facts}, indent=2),

@@ -12,7 +12,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from relext_ray.reproduce.study import CORPORA, FIG3_SYSTEMS, PAPER, PAPER_ERRORS, SYSTEMS, TABLES
+from relext_ray.reproduce.study import (
+    CORPORA,
+    FIG3_SYSTEMS,
+    PAPER,
+    PAPER_ERRORS,
+    SYSTEMS,
+    TABLES,
+    TUNED,
+)
 
 TABLE_TITLES = {
     "main": "Tag embeddings and multi-task learning (paper Tables 1 and 2)",
@@ -23,8 +31,9 @@ TABLE_TITLES = {
 
 # What this project aims at, in test F1 % (README, "CoNLL04 results" and "Chinese Literature on
 # all of its data"): per corpus, the system whose mean over seeds is held to it.
-TARGETS: dict[str, tuple[str, float]] = {"conll04": ("tuned", 72.0),
-                                         "chinese_literature": ("mtl_tag", 40.0)}
+TARGETS: dict[str, tuple[tuple[str, ...], float]] = {
+    "conll04": (("tuned", "tuned_pcnn"), 72.0),
+    "chinese_literature": (("mtl_tag", "tuned_pcnn"), 40.0)}
 
 
 def targets(g: dict, corpora: list[str]) -> list[str]:
@@ -34,14 +43,15 @@ def targets(g: dict, corpora: list[str]) -> list[str]:
     for corpus in corpora:
         if corpus not in TARGETS:
             continue
-        system, aim = TARGETS[corpus]
-        f1 = _f1s(g.get((corpus, system, None), []))
-        if not f1:
-            continue
-        mean = 100 * statistics.mean(f1)
-        verdict = "reached" if mean >= aim else f"missed by {aim - mean:.2f}"
-        out.append(f"- {corpus}: {SYSTEMS[system][0]} {_pm(f1)} against the {aim:g} aimed at: "
-                   f"{verdict}.")
+        systems, aim = TARGETS[corpus]
+        for system in systems:
+            f1 = _f1s(g.get((corpus, system, None), []))
+            if not f1:
+                continue
+            mean = 100 * statistics.mean(f1)
+            verdict = "reached" if mean >= aim else f"missed by {aim - mean:.2f}"
+            out.append(f"- {corpus}: {SYSTEMS[system][0]} {_pm(f1)} against the {aim:g} aimed "
+                       f"at: {verdict}.")
     return out
 
 
@@ -215,13 +225,14 @@ def render(rows: list[dict[str, Any]], facts: dict[str, Any], figure: str | None
         c = CORPORA[corpus]
         for name in c.tables:
             out += [f"## {corpus}: {TABLE_TITLES[name]}", "", *table(corpus, name, g), ""]
-        tuned = g.get((corpus, "tuned", None), [])
-        if tuned:
-            base = _f1s(g.get((corpus, "mtl_tag", None), []))
-            out += [f"Tuned row: +MTL+Tag with the search's best values "
-                    f"({facts.get('tuned', {}).get(corpus, '')}): F1 {_pm(_f1s(tuned))} vs "
-                    f"{_pm(base)} with the paper's hand-set margins; dev-calibrated θ "
-                    f"{_pm(_f1s(tuned, 'test_calibrated_f1'))}.", ""]
+        base = _f1s(g.get((corpus, "mtl_tag", None), []))
+        for system in TUNED:
+            tuned = g.get((corpus, system, None), [])
+            if tuned:
+                out += [f"Tuned row: {SYSTEMS[system][0]}, a search's best values "
+                        f"({facts.get(system, {}).get(corpus, '')}): F1 {_pm(_f1s(tuned))} vs "
+                        f"{_pm(base)} for the paper's model with its hand-set margins; "
+                        f"dev-calibrated θ {_pm(_f1s(tuned, 'test_calibrated_f1'))}.", ""]
         anchor = g.get((corpus, "anchor", None), [])
         if anchor:
             out += [f"Anchor row: {SYSTEMS['anchor'][0]}, the same tag embedding, F1 "

@@ -35,12 +35,17 @@ SYSTEMS: dict[str, tuple[str, dict[str, object]]] = {
                                     "loss.variant": "ce"}),
     # +MTL+Tag with a search's best values on top (``--tuned CORPUS=RUN_ID``)
     "tuned": ("+MTL+Tag, tuned", {"model.use_tag": True, "model.mtl": True}),
+    # +MTL+Tag from the search around the anchor: a PCNN that also pools over the mentions
+    "tuned_pcnn": ("+MTL+Tag, tuned PCNN with mention pooling", {
+        "model.use_tag": True, "model.mtl": True, "model.encoder": "pcnn"}),
     # what a practitioner would try first: one window of 3 × 230 filters, cross-entropy, Adam,
     # the same tag embedding (the tuned row is compared with it)
     "anchor": ("single-window CNN + CE (anchor)", {
         "model.use_tag": True, "model.mtl": False, "loss.variant": "ce",
         "model.windows": "[3]", "model.filters": 230, "train.optimizer": "adam"}),
 }
+# the rows made from tuned values (a tuned config or a search's best), outside the paper's tables
+TUNED = ("tuned", "tuned_pcnn")
 for _label, _o in SYSTEMS.values():
     _o.setdefault("loss.variant", "ranking")
     _o.setdefault("model.encoder", "cnn")
@@ -110,8 +115,8 @@ class Budget:
     train_ratio: dict[str, float] = field(default_factory=dict)
     # corpus → systems this budget cannot afford there, and why (the report says so)
     leave_out: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
-    # corpus → a tuned config in tune_configs/ whose overrides make the "+MTL+Tag, tuned" row
-    tuned: dict[str, str] = field(default_factory=dict)
+    # corpus → {tuned system: a config in tune_configs/ whose overrides make that row}
+    tuned: dict[str, dict[str, str]] = field(default_factory=dict)
     anchor: tuple[str, ...] = ()  # corpora that get the single-window anchor row too
 
     def seeds_for(self, corpus: str) -> tuple[int, ...]:
@@ -149,8 +154,8 @@ class Budget:
             if c in self.leave_out:
                 systems, why = self.leave_out[c]
                 parts.append(f"not run: {', '.join(SYSTEMS[s][0] for s in systems)} ({why})")
-            if c in self.tuned:
-                parts.append(f"tuned row from tune_configs/{self.tuned[c]}")
+            for system, config in self.tuned.get(c, {}).items():
+                parts.append(f"{SYSTEMS[system][0]} row from tune_configs/{config}")
             if c in self.anchor:
                 parts.append(f"an anchor row ({SYSTEMS['anchor'][0]})")
             out[c] = "; ".join(parts)
@@ -184,7 +189,9 @@ BUDGETS = {
                          "per-pair encoding: one epoch on a fifth of the training documents "
                          "had not finished after 14 minutes on 2 cores, against 2 minutes for "
                          "the CNN's on all of them; run it on a GPU with --budget full"))},
-                     tuned={"conll04": "conll04_tuned.yaml"}, anchor=("conll04",)),
+                     tuned={"conll04": {"tuned": "conll04_tuned.yaml",
+                                        "tuned_pcnn": "conll04_tuned_pcnn.yaml"}},
+                     anchor=("conll04",)),
     "full": Budget("full", epochs=30, patience=5),
 }
 
@@ -232,9 +239,15 @@ def plan(budget: Budget, corpora: list[str], systems: list[str] | None = None,
         bad = [s for s in systems if s not in SYSTEMS]
         if bad:
             raise RelextError(f"unknown system {bad[0]!r}; choose from {', '.join(SYSTEMS)}")
-    wanted = set(systems) if systems is not None else set(SYSTEMS) - {"tuned", "anchor"}
-    tuned = {**{c: tuned_overrides(f) for c, f in budget.tuned.items()
-                if systems is None or "tuned" in systems}, **(tuned or {})}
+    wanted = set(systems) if systems is not None else set(SYSTEMS) - {*TUNED, "anchor"}
+    # corpus → {tuned system: its values}: the budget's tuned configs, then a search's values
+    rows_tuned: dict[str, dict[str, list[str]]] = {}
+    for c, configs in budget.tuned.items():
+        for s, config in configs.items():
+            if systems is None or s in systems:
+                rows_tuned.setdefault(c, {})[s] = tuned_overrides(config)
+    for c, values in (tuned or {}).items():
+        rows_tuned.setdefault(c, {})["tuned"] = values
     runs: list[Run] = []
     for name in corpora:
         c = CORPORA[name]
@@ -247,9 +260,8 @@ def plan(budget: Budget, corpora: list[str], systems: list[str] | None = None,
             if c.fig3:
                 runs += [Run(name, s, seed, r) for r in ratios for s in FIG3_SYSTEMS
                          if s in wanted and not (r == ratio and s in rows)]
-            if name in tuned:
-                runs.append(Run(name, "tuned", seed, extra=tuple(tuned[name]),
-                                train_ratio=ratio))
+            runs += [Run(name, s, seed, extra=tuple(values), train_ratio=ratio)
+                     for s, values in rows_tuned.get(name, {}).items()]
             if name in budget.anchor and (systems is None or "anchor" in systems):
                 runs.append(Run(name, "anchor", seed, train_ratio=ratio))
     return runs
