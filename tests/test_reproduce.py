@@ -136,7 +136,7 @@ def test_include_adds_another_studys_runs_once(tmp_path):
     assert "1 runs (tuned)" in facts["included: tuned"]
     text = render(result["rows"], facts, None)
     assert "- tuned: conll04: search values loss.m_pos=3.1\n" in text
-    assert "Tuned row: +MTL+Tag with the search's best values (search values loss.m_pos=3.1): " \
+    assert "Tuned row: +MTL+Tag, tuned (search values loss.m_pos=3.1): " \
            "F1 70.00" in text
     with pytest.raises(RelextError, match="--include"):
         include({"rows": main_rows}, {}, [tmp_path / "missing" / "results.json"])
@@ -208,7 +208,7 @@ def test_table_runs_at_a_ratio_are_that_ratios_figure_3_point():
            "missed by 10.00." in text
     assert "- conll04: +MTL+Tag, tuned PCNN with mention pooling 73.50 ± 0.71 against the 72 " \
            "aimed at: reached." in text
-    assert "Tuned row: +MTL+Tag, tuned PCNN with mention pooling, a search's best values " \
+    assert "Tuned row: +MTL+Tag, tuned PCNN with mention pooling " \
            "(tune_configs/conll04_tuned_pcnn.yaml): F1 73.50 ± 0.71" in render(
                rows, {"tuned_pcnn": {"conll04": "tune_configs/conll04_tuned_pcnn.yaml"}}, None)
     # without a sweep the table runs are no Figure 3 of their own

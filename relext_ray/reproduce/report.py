@@ -229,8 +229,8 @@ def render(rows: list[dict[str, Any]], facts: dict[str, Any], figure: str | None
         for system in TUNED:
             tuned = g.get((corpus, system, None), [])
             if tuned:
-                out += [f"Tuned row: {SYSTEMS[system][0]}, a search's best values "
-                        f"({facts.get(system, {}).get(corpus, '')}): F1 {_pm(_f1s(tuned))} vs "
+                out += [f"Tuned row: {SYSTEMS[system][0]} "
+                        f"({facts.get(system, {}).get(corpus, 'a search')}): F1 {_pm(_f1s(tuned))} vs "
                         f"{_pm(base)} for the paper's model with its hand-set margins; "
                         f"dev-calibrated θ {_pm(_f1s(tuned, 'test_calibrated_f1'))}.", ""]
         anchor = g.get((corpus, "anchor", None), [])
