@@ -190,6 +190,9 @@ class TrainConfig(BaseModel):
         "train on a seeded share of the training documents (dev and test stay whole)"))
     neg_ratio: float | None = Field(None, gt=0, description=(
         "subsample training negatives to this many per positive (dev and test stay whole)"))
+    resample_negatives: bool = Field(False, description=(
+        "with neg_ratio: draw fresh negatives every epoch (as many), so that over the epochs "
+        "the model sees far more of them at the same cost per epoch"))
     max_length: int | None = Field(None, ge=1, description=(
         "keep only the instances of sentences of at most this many tokens, in every split: "
         "a compute economy that changes the data (runs report the counts they kept)"))

@@ -49,3 +49,19 @@ def test_short_sentences_keeps_instances_up_to_the_cap():
         "test_instances": 3.0, "test_positives": 1.0, "test_neg_per_pos": 2.0}
     with pytest.raises(RelextError, match=r"train\.max_length"):
         short_sentences(lengths, 0)
+
+
+def test_each_draw_of_negatives_is_fresh_and_the_documents_stay():
+    ids = np.array([f"d{d}:{k}" for d in range(8) for k in range(50)], dtype=object)
+    labels = np.array(([1, 2] + [0] * 48) * 8)
+    draws = [training_index(labels, ids, documents=0.5, neg_ratio=3, seed=5, draw=d)
+             for d in (1, 2, 3)]
+    assert np.array_equal(draws[0], training_index(labels, ids, 0.5, 3, seed=5))
+    positives = [set(i[labels[i] != 0].tolist()) for i in draws]
+    negatives = [set(i[labels[i] == 0].tolist()) for i in draws]
+    assert positives[0] == positives[1] == positives[2] and len(positives[0]) == 8
+    assert all(len(n) == 24 for n in negatives)
+    assert negatives[0] != negatives[1] != negatives[2]
+    docs = [{ids[j].split(":")[0] for j in i} for i in draws]
+    assert docs[0] == docs[1] == docs[2]
+    assert np.array_equal(draws[1], training_index(labels, ids, 0.5, 3, seed=5, draw=2))

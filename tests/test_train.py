@@ -95,12 +95,15 @@ def test_paper_settings_in_the_shipped_configs():
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_path):
-    """What a Tune trial does after its worker died: continue from the last epoch's state."""
+@pytest.mark.parametrize("sampling", [(), ("train.neg_ratio=2", "train.resample_negatives=true")],
+                         ids=["all-pairs", "fresh-negatives-each-epoch"])
+def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_path, sampling):
+    """What a Tune trial does after its worker died: continue from the last epoch's state
+    (with resampled negatives too: epoch 3 of the resumed fit draws what it would have)."""
     from relext_ray.training.fit import FitState
     from relext_ray.training.run import run
 
-    cfg = demo_config(tmp_path, "train.epochs=4", "train.patience=4")
+    cfg = demo_config(tmp_path, "train.epochs=4", "train.patience=4", *sampling)
     straight = run(cfg, save=False)
 
     saved: list[Path] = []
@@ -110,7 +113,7 @@ def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_pat
         state.save(path)
         saved.append(path)
 
-    short = demo_config(tmp_path, "train.epochs=2", "train.patience=4")
+    short = demo_config(tmp_path, "train.epochs=2", "train.patience=4", *sampling)
     run(short, save=False, on_state=keep)
     assert [p.name for p in saved] == ["state1.pt", "state2.pt"]
     resumed = run(cfg, save=False, resume=FitState.load(saved[-1]))
@@ -127,6 +130,22 @@ def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_pat
     run(cfg, save=False, resume=FitState.load(saved[-1]), on_state=lambda m, s: done.append(s))
     again = run(cfg, save=False, resume=done[-1])
     assert timeless(again.history) == timeless(straight.history)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_resampled_negatives_change_what_later_epochs_train_on(tmp_path):
+    """Epoch 1 draws what a run without resampling keeps throughout; later epochs draw anew
+    (as many), and the run reports the per-epoch count."""
+    from relext_ray.training.run import run
+
+    fixed = run(demo_config(tmp_path, "train.epochs=3", "train.patience=3",
+                            "train.neg_ratio=1"), save=False)
+    fresh = run(demo_config(tmp_path, "train.epochs=3", "train.patience=3", "train.neg_ratio=1",
+                            "train.resample_negatives=true"), save=False)
+    assert fresh.history[0]["loss"] == fixed.history[0]["loss"]
+    assert fresh.history[1]["loss"] != fixed.history[1]["loss"]
+    assert fresh.train_counts == fixed.train_counts
+    assert fresh.train_counts["train_neg_per_pos"] == pytest.approx(1.0, abs=0.01)
 
 
 @pytest.mark.usefixtures("ray_session")

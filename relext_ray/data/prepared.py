@@ -51,12 +51,15 @@ def capped(a: SplitArrays, max_length: int | None) -> SplitArrays:
     return a if max_length is None else a.subset(short_sentences(a.lengths, max_length))
 
 
-def training_subset(train: SplitArrays, t: TrainConfig) -> SplitArrays:
-    """The training instances a run sees: ``train.documents`` and ``train.neg_ratio``."""
+def training_subset(train: SplitArrays, t: TrainConfig, epoch: int = 1) -> SplitArrays:
+    """The training instances a run sees in ``epoch``: ``train.documents`` and
+    ``train.neg_ratio``; a fresh draw of the negatives each epoch with
+    ``train.resample_negatives`` (the same draw throughout without)."""
     if t.documents == 1 and t.neg_ratio is None:
         return train
+    draw = epoch if t.resample_negatives and t.neg_ratio is not None else 1
     return train.subset(training_index(train.labels, train.sentence_ids, t.documents,
-                                       t.neg_ratio, t.seed))
+                                       t.neg_ratio, t.seed, draw))
 
 
 def ensure_prepared(cfg: ExperimentConfig) -> Path:

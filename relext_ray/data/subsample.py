@@ -32,23 +32,28 @@ def document_share(sentence_ids: np.ndarray, share: float, seed: int) -> np.ndar
     return np.flatnonzero(np.isin(docs, unique[chosen]))
 
 
-def negative_ratio(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+def negative_ratio(labels: np.ndarray, ratio: float, seed: int, draw: int = 1) -> np.ndarray:
     """Indices of every positive (label != 0) plus ``round(ratio * positives)`` negatives drawn
-    without replacement; all negatives when there are fewer (the report says so)."""
+    without replacement; all negatives when there are fewer (the report says so).
+
+    ``draw`` numbers independent draws of the same size (one per epoch when the negatives are
+    resampled); draw 1 is the one a run without resampling uses throughout."""
     if ratio <= 0:
         raise RelextError(f"train.neg_ratio must be positive, got {ratio}")
     pos, neg = np.flatnonzero(labels != 0), np.flatnonzero(labels == 0)
     want = min(len(neg), round(ratio * len(pos)))
-    picked = np.random.default_rng([seed, 2]).choice(neg, want, replace=False)
+    stream = [seed, 2] if draw == 1 else [seed, 2, draw]
+    picked = np.random.default_rng(stream).choice(neg, want, replace=False)
     return np.sort(np.concatenate([pos, picked]))
 
 
 def training_index(labels: np.ndarray, sentence_ids: np.ndarray, documents: float = 1.0,
-                   neg_ratio: float | None = None, seed: int = 1) -> np.ndarray:
-    """Both selections in order: documents first, then the negatives among them."""
+                   neg_ratio: float | None = None, seed: int = 1, draw: int = 1) -> np.ndarray:
+    """Both selections in order: documents first (the same in every draw), then the negatives
+    among them (draw ``draw``)."""
     index = document_share(sentence_ids, documents, seed)
     if neg_ratio is not None:
-        index = index[negative_ratio(labels[index], neg_ratio, seed)]
+        index = index[negative_ratio(labels[index], neg_ratio, seed, draw)]
     return index
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from relext_ray.config import ExperimentConfig
 from relext_ray.data.arrays import SplitArrays
-from relext_ray.data.prepared import PreparedData, capped, ensure_prepared, training_subset
+from relext_ray.data.prepared import PreparedData, capped, ensure_prepared
 from relext_ray.errors import RelextError
 from relext_ray.model.vectors import tie_word_dim
 from relext_ray.training.device import configure_threads, resolve_device
@@ -64,8 +64,7 @@ def cross_validate(cfg: ExperimentConfig, k: int = 5,
     result = CVResult()
     for f in range(k):
         test_f, dev_f = f, (f + 1) % k
-        train = training_subset(
-            pool.subset(np.flatnonzero((fold != test_f) & (fold != dev_f))), cfg.train)
+        train = pool.subset(np.flatnonzero((fold != test_f) & (fold != dev_f)))
         dev = pool.subset(np.flatnonzero(fold == dev_f))
         test = pool.subset(np.flatnonzero(fold == test_f))
         fitted = fit(cfg, data, train, dev, device, callback)

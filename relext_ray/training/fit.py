@@ -22,7 +22,7 @@ from relext_ray import console
 from relext_ray.config import ExperimentConfig
 from relext_ray.data.arrays import SplitArrays
 from relext_ray.data.batching import iterate
-from relext_ray.data.prepared import PreparedData
+from relext_ray.data.prepared import PreparedData, training_subset
 from relext_ray.errors import RelextError
 from relext_ray.model.losses import Objective
 from relext_ray.model.relation import RelationModel, build_model
@@ -109,7 +109,8 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
     Args:
         cfg: The run's config (model, loss, training).
         data: The prepared corpus (vocabularies, labels, position clip).
-        train: The training instances (after any subsetting).
+        train: The training instances before ``train.documents`` and ``train.neg_ratio``
+            pick each epoch's share of them (``training_subset``).
         dev: The instances that select the epoch; None: train all ``train.epochs`` epochs
             and keep the last weights.
         device: Where to train.
@@ -138,15 +139,18 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         best_f1, best_epoch = resume.best_f1, resume.best_epoch
         best_state, best_dev = resume.best_model, resume.best_dev
         history, epoch_seconds = list(resume.history), list(resume.epoch_seconds)
+    seen = training_subset(train, cfg.train)
     for epoch in range(first, cfg.train.epochs + 1):
         t0 = time.perf_counter()
+        if cfg.train.resample_negatives:
+            seen = training_subset(train, cfg.train, epoch)
         model.train()
         sums = {"loss": 0.0, "loss_class": 0.0, "loss_id": 0.0}
         n = 0
         # In a terminal: pairs done, pairs/s and the epoch's time left.
-        bar = console.progress_bar(len(train.labels), f"epoch {epoch}/{cfg.train.epochs}",
+        bar = console.progress_bar(len(seen.labels), f"epoch {epoch}/{cfg.train.epochs}",
                                    unit="pair")
-        for _, batch in iterate(train, cfg.train.batch_size, cfg.train.batch_tokens,
+        for _, batch in iterate(seen, cfg.train.batch_size, cfg.train.batch_tokens,
                                   data.max_distance, rng, cfg.train.pairs_per_sentence):
             b = batch.to(device)
             o = model(b)

@@ -108,7 +108,6 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
         train, dev = SplitArrays.concat([data.splits["train"], data.splits["dev"]]), None
     else:
         train = data.splits["train"]
-    train = training_subset(train, t)
     fitted = fit(cfg, data, train, dev, device, callback, data.missed_positives("dev"), resume,
                  on_state)
     tagger, tagger_metrics = None, {}
@@ -117,7 +116,8 @@ def run_with_data(cfg: ExperimentConfig, callback: EpochCallback | None = None,
                                             callback, tagger_resume, tagger_on_state)
         tagger = Tagger(tagged.tagger, tagged.vocab)
     result = evaluate_fitted(cfg, data, fitted, device, save, tagger)
-    result.train_counts = {**counts(train.labels), **fitted.vectors, **tagger_metrics}
+    result.train_counts = {**counts(training_subset(train, t).labels), **fitted.vectors,
+                           **tagger_metrics}
     if "test" in data.splits:
         result.train_counts.update(counts(data.splits["test"].labels, "test"))
     return result, data
