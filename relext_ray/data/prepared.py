@@ -57,9 +57,9 @@ def training_subset(train: SplitArrays, t: TrainConfig, epoch: int = 1) -> Split
     ``train.resample_negatives`` (the same draw throughout without)."""
     if t.documents == 1 and t.neg_ratio is None:
         return train
-    draw = epoch if t.resample_negatives and t.neg_ratio is not None else 1
     return train.subset(training_index(train.labels, train.sentence_ids, t.documents,
-                                       t.neg_ratio, t.seed, draw))
+                                       t.neg_ratio, t.seed,
+                                       epoch if t.resample_negatives else 1))
 
 
 def ensure_prepared(cfg: ExperimentConfig) -> Path:

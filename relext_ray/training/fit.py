@@ -139,10 +139,9 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         best_f1, best_epoch = resume.best_f1, resume.best_epoch
         best_state, best_dev = resume.best_model, resume.best_dev
         history, epoch_seconds = list(resume.history), list(resume.epoch_seconds)
-    seen = training_subset(train, cfg.train)
     for epoch in range(first, cfg.train.epochs + 1):
         t0 = time.perf_counter()
-        if cfg.train.resample_negatives:
+        if epoch == first or cfg.train.resample_negatives:
             seen = training_subset(train, cfg.train, epoch)
         model.train()
         sums = {"loss": 0.0, "loss_class": 0.0, "loss_id": 0.0}
