@@ -193,6 +193,10 @@ class TrainConfig(BaseModel):
     resample_negatives: bool = Field(False, description=(
         "with neg_ratio: draw fresh negatives every epoch (as many), so that over the epochs "
         "the model sees far more of them at the same cost per epoch"))
+    # At 52:1 one step's noise moves the scores' scale (README, "Averaged weights").
+    weight_average: float | None = Field(None, gt=0, lt=1, description=(
+        "select, evaluate and save an exponential moving average of the weights with this "
+        "decay per step (0.999: about the last 1,000 steps); null: the raw weights"))
     max_length: int | None = Field(None, ge=1, description=(
         "keep only the instances of sentences of at most this many tokens, in every split: "
         "a compute economy that changes the data (runs report the counts they kept)"))

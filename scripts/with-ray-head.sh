@@ -25,9 +25,11 @@ descendants() {
 }
 
 stop_head() {
-  # Ray's daemons name the temp dir in their command lines; workers are their descendants.
+  # Ray's daemons name the temp dir in their command lines, and the client server the head's
+  # address (its parent, `ray start`, has exited); workers are their descendants.
   local pids="" p
-  for p in $(pgrep -f -- "$temp_dir" || true); do
+  for p in $(pgrep -f -- "$temp_dir" || true) \
+           $(pgrep -f -- "--address=127.0.0.1:$port( |$)" || true); do
     pids="$pids $p $(descendants "$p")"
   done
   if [[ -n "${pids// /}" ]]; then

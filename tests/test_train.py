@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -95,11 +96,13 @@ def test_paper_settings_in_the_shipped_configs():
 
 
 @pytest.mark.usefixtures("ray_session")
-@pytest.mark.parametrize("sampling", [(), ("train.neg_ratio=2", "train.resample_negatives=true")],
-                         ids=["all-pairs", "fresh-negatives-each-epoch"])
+@pytest.mark.parametrize("sampling", [(), ("train.neg_ratio=2", "train.resample_negatives=true"),
+                                      ("train.weight_average=0.9",)],
+                         ids=["all-pairs", "fresh-negatives-each-epoch", "averaged-weights"])
 def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_path, sampling):
     """What a Tune trial does after its worker died: continue from the last epoch's state
-    (with resampled negatives too: epoch 3 of the resumed fit draws what it would have)."""
+    (with resampled negatives too: epoch 3 of the resumed fit draws what it would have; with
+    averaged weights: the average goes on from where it was)."""
     from relext_ray.training.fit import FitState
     from relext_ray.training.run import run
 
@@ -146,6 +149,35 @@ def test_resampled_negatives_change_what_later_epochs_train_on(tmp_path):
     assert fresh.history[1]["loss"] != fixed.history[1]["loss"]
     assert fresh.train_counts == fixed.train_counts
     assert fresh.train_counts["train_neg_per_pos"] == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_averaged_weights_are_what_selects_the_epoch_and_what_is_saved(tmp_path):
+    """Training steps the raw weights; dev selection and the checkpoint use their average."""
+    from relext_ray.training.checkpoint import load_checkpoint
+    from relext_ray.training.fit import FitState
+    from relext_ray.training.run import run
+
+    states: list[FitState] = []
+    plain = run(demo_config(tmp_path, "train.epochs=3", "train.patience=3"), save=False)
+    averaged = run(demo_config(tmp_path, "train.epochs=3", "train.patience=3",
+                               "train.weight_average=0.9"),
+                   on_state=lambda m, s: states.append(copy.deepcopy(s)))  # (live tensors)
+    # the same raw trajectory (averaging draws nothing at random), other dev scores
+    assert [h["loss"] for h in averaged.history] == [h["loss"] for h in plain.history]
+    assert [h["dev_f1"] for h in averaged.history] != [h["dev_f1"] for h in plain.history]
+    best = states[averaged.best_epoch - 1]
+    saved = load_checkpoint(averaged.checkpoint).model.state_dict()
+    for k, v in best.average["shadow"].items():
+        assert torch.equal(saved[k], v), k
+    assert any(not torch.equal(saved[k], v) for k, v in best.model.items())
+    # a state saved without an average cannot continue a run that keeps one
+    plain_state: list[FitState] = []
+    run(demo_config(tmp_path, "train.epochs=1"), save=False,
+        on_state=lambda m, s: plain_state.append(s))
+    with pytest.raises(RelextError, match="weight_average"):
+        run(demo_config(tmp_path, "train.epochs=2", "train.weight_average=0.9"), save=False,
+            resume=plain_state[-1])
 
 
 @pytest.mark.usefixtures("ray_session")

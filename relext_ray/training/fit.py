@@ -27,6 +27,7 @@ from relext_ray.errors import RelextError
 from relext_ray.model.losses import Objective
 from relext_ray.model.relation import RelationModel, build_model
 from relext_ray.model.vectors import load_word_vectors
+from relext_ray.training.averaging import WeightAverage
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.metrics import Scores, best_threshold
 from relext_ray.training.optimizers import make_optimizer
@@ -52,8 +53,9 @@ class FitResult:
 @dataclass
 class FitState:
     """Everything needed to continue a fit after the process died: the weights and optimizer
-    after ``epoch``, the best weights so far, and the random generators' states (the entity
-    tagger's fit keeps one too, its ``best_dev`` then :class:`EntityScores`)."""
+    after ``epoch``, the best weights so far, the weight average if one is kept, and the random
+    generators' states (the entity tagger's fit keeps one too, its ``best_dev`` then
+    :class:`EntityScores`)."""
 
     epoch: int
     model: dict[str, Any]
@@ -66,6 +68,7 @@ class FitState:
     epoch_seconds: list[float]
     numpy_rng: dict[str, Any]
     torch_rng: torch.Tensor
+    average: dict[str, Any] | None = None  # WeightAverage.state_dict()
 
     def save(self, path: Path) -> None:
         """Tensors, numbers, strings, lists and dicts only, so ``load`` unpickles no code."""
@@ -73,11 +76,18 @@ class FitState:
         torch.save({**self.__dict__, "best_dev": best_dev}, path)
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                rng: np.random.Generator, epochs: int, patience: int) -> int:
-        """Put the weights, optimizer and random generators back as they were after ``epoch``;
-        returns the epoch to continue with (past ``epochs`` when the fit had stopped early)."""
+                rng: np.random.Generator, epochs: int, patience: int,
+                average: WeightAverage | None = None) -> int:
+        """Put the weights, optimizer, weight average and random generators back as they were
+        after ``epoch``; returns the epoch to continue with (past ``epochs`` when the fit had
+        stopped early)."""
         model.load_state_dict(self.model)
         optimizer.load_state_dict(self.optimizer)
+        if average is not None:
+            if self.average is None:
+                raise RelextError("this training state was saved without train.weight_average "
+                                  "and cannot continue a run that averages the weights")
+            average.load_state_dict(self.average)
         rng.bit_generator.state = self.numpy_rng
         torch.set_rng_state(self.torch_rng)
         return epochs + 1 if self.epoch - self.best_epoch >= patience else self.epoch + 1
@@ -130,12 +140,15 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
     optimizer = make_optimizer(model.parameters(), cfg.train)
     rng = np.random.default_rng(cfg.train.seed)
     objective = Objective.from_config(cfg.loss)
+    average = (WeightAverage(model, cfg.train.weight_average)
+               if cfg.train.weight_average is not None else None)
     best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, None
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
     first = 1
     if resume is not None:
-        first = resume.restore(model, optimizer, rng, cfg.train.epochs, cfg.train.patience)
+        first = resume.restore(model, optimizer, rng, cfg.train.epochs, cfg.train.patience,
+                               average)
         best_f1, best_epoch = resume.best_f1, resume.best_epoch
         best_state, best_dev = resume.best_model, resume.best_dev
         history, epoch_seconds = list(resume.history), list(resume.epoch_seconds)
@@ -158,6 +171,8 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(model)
             k = len(b.labels)
             n += k
             sums["loss"] += loss.item() * k
@@ -168,10 +183,11 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         bar.close()
         epoch_seconds.append(time.perf_counter() - t0)
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
+        scored = average.averaged(model) if average is not None else model
         if dev is None:
             best_epoch = epoch
         else:
-            matrix = decision_matrix(model, cfg, dev, data.max_distance, device)
+            matrix = decision_matrix(scored, cfg, dev, data.max_distance, device)
             dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
             metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
             selected = dev_scores.f1
@@ -181,7 +197,7 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
                 selected = calibrated.f1
             if selected > best_f1:
                 best_f1, best_epoch, best_dev = selected, epoch, dev_scores
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(scored.state_dict())
             metrics["best_dev_f1"] = best_f1
         metrics.update(epoch=epoch, best_epoch=best_epoch, epoch_seconds=epoch_seconds[-1])
         history.append(metrics)
@@ -190,13 +206,16 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         if on_state is not None:
             on_state(metrics, FitState(epoch, model.state_dict(), optimizer.state_dict(), best_f1,
                                        best_epoch, best_state, best_dev, history, epoch_seconds,
-                                       rng.bit_generator.state, torch.get_rng_state()))
+                                       rng.bit_generator.state, torch.get_rng_state(),
+                                       average.state_dict() if average is not None else None))
         if epoch - best_epoch >= cfg.train.patience:
             break
     if not history:
         raise RelextError("training ran no epoch: train.epochs must be at least 1")
     if dev is not None:
         model.load_state_dict(best_state)
+    elif average is not None:
+        model.load_state_dict(average.shadow)
     return FitResult(model, best_epoch, best_dev, history,
                      float(np.mean(epoch_seconds)) if epoch_seconds else 0.0, vectors)
 
