@@ -201,6 +201,14 @@ class TrainConfig(BaseModel):
         "keep only the instances of sentences of at most this many tokens, in every split: "
         "a compute economy that changes the data (runs report the counts they kept)"))
 
+    @model_validator(mode="after")
+    def _resampling_needs_a_ratio(self) -> TrainConfig:
+        if self.resample_negatives and self.neg_ratio is None:
+            raise ValueError("resample_negatives draws train.neg_ratio negatives per positive "
+                             "afresh each epoch: set neg_ratio too (without it every epoch "
+                             "trains on all the negatives)")
+        return self
+
 
 class TaggerConfig(BaseModel):
     """The entity tagger (BiLSTM-CRF over the corpus's tokens, BIO tags of its entity types):

@@ -64,6 +64,11 @@ def test_unknown_key_is_one_clear_error(tmp_path):
     assert "model.use_tags: Extra inputs are not permitted" in str(err.value)
 
 
+def test_fresh_negatives_without_a_ratio_are_one_clear_error():
+    with pytest.raises(RelextError, match=r"train: .*resample_negatives.*set neg_ratio"):
+        load_experiment(DEMO, ["train.resample_negatives=true"])
+
+
 def test_wrong_type_names_the_key():
     with pytest.raises(RelextError, match=r"loss\.gamma: Input should be a valid number"):
         load_experiment(DEMO, ["loss.gamma=high"])

@@ -62,7 +62,8 @@ def tracking_uri() -> str:
     if uri.startswith("sqlite:///") and uri not in _OPENED:
         db = Path(uri.removeprefix("sqlite:///"))
         with exclusive(db.with_name(db.name + ".lock"),
-                       f"the MLflow store {db} is being created by another process: waiting"):
+                       f"another process is opening the MLflow store {db} (the first to open "
+                       f"it creates its tables): waiting"):
             mlflow.MlflowClient(uri).search_experiments(max_results=1)  # creates, migrates
         _OPENED.add(uri)
     return uri
