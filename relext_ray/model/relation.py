@@ -48,6 +48,11 @@ class RelationModel(nn.Module):
         """Whether the encoder has the exact factored path (CNN, PCNN; not the BiGRU)."""
         return hasattr(self.encoder, "forward_factored")
 
+    @property
+    def n_classes(self) -> int:
+        """C: the relation classes scored (Other excluded)."""
+        return self.classes.out_features
+
     def uses_factored(self) -> bool:
         """Evaluation always factors when it can; training when ``model.factored`` says so;
         never while ``reference`` is set (benchmarks and tests compare the two paths)."""

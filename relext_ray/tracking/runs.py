@@ -29,7 +29,9 @@ from relext_ray.model.decision import top_class
 from relext_ray.model.vectors import tie_word_dim
 from relext_ray.prediction.inputs import default_output
 from relext_ray.prediction.job import predict
+from relext_ray.training.checkpoint import load_checkpoint
 from relext_ray.training.cv import CVResult, cross_validate
+from relext_ray.training.ensemble import EnsembleResult, build_ensemble
 from relext_ray.training.fit import EpochCallback
 from relext_ray.training.metrics import Scores
 from relext_ray.training.progress import RunProgress
@@ -367,6 +369,36 @@ def run_tracked(cfg: ExperimentConfig, callback: EpochCallback | None = None,
         if progress is not None:
             progress.clear()
         return result, active.info.run_id, model_uri
+
+
+def ensemble_tracked(checkpoints: list[str | Path], out: Path, track: bool = True
+                     ) -> tuple[EnsembleResult, str | None, str | None]:
+    """``training.ensemble.build_ensemble`` over models named by path or MLflow URI, logged as
+    an MLflow run of the members' experiment (sources, thetas, scores and the ensemble's model)
+    unless ``track`` is off: (result, run id, model URI)."""
+    local = [resolve_model(c) for c in checkpoints]
+    result = build_ensemble(local, out)
+    saved = load_checkpoint(result.checkpoint)
+    cfg, labels = saved.config, saved.meta["labels"]
+    if not track:
+        return result, None, None
+    exp = experiment_id(cfg.tracking.experiment or f"relext-{cfg.name}")
+    with mlflow.start_run(experiment_id=exp, run_name=f"ensemble-of-{len(local)}",
+                          tags={"job": "ensemble"}) as run:
+        mlflow.log_params({"members": json.dumps([str(c) for c in checkpoints]),
+                           "member_seeds": json.dumps([m.seed for m in result.members]),
+                           "member_thetas": json.dumps([round(m.theta, 6)
+                                                        for m in result.members])})
+        mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})
+        mlflow.log_metrics({f"member{i + 1}_test_f1": m.test.f1
+                            for i, m in enumerate(result.members)})
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            for name in ("dev", "test"):
+                log_scores(name, getattr(result, name), labels, d)
+            mlflow.log_artifacts(str(d))
+        uri = log_model(result.checkpoint, cfg.tracking.register_as, cfg.tracking.alias)
+        return result, run.info.run_id, uri
 
 
 def cv_tracked(cfg: ExperimentConfig, k: int, callback: EpochCallback | None = None) -> CVResult:

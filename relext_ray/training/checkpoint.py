@@ -17,6 +17,7 @@ from relext_ray.data.prepared import PreparedData
 from relext_ray.errors import RelextError
 from relext_ray.instances.pairs import TypeFilter
 from relext_ray.instances.vocab import Vocab, Vocabularies
+from relext_ray.model.ensemble import SeedEnsemble
 from relext_ray.model.relation import RelationModel, build_model
 from relext_ray.model.tagger import EntityTagger, TaggerVocab
 
@@ -64,11 +65,16 @@ def load_tagger(directory: Path, vocabs: Vocabularies,
     return Tagger(model, vocab)
 
 
-def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig,
+def save_checkpoint(directory: Path, model: RelationModel | SeedEnsemble, cfg: ExperimentConfig,
                     data: PreparedData, calibrated_theta: float | None,
-                    tagger: Tagger | None = None) -> Path:
+                    tagger: Tagger | None = None,
+                    ensemble: dict[str, Any] | None = None) -> Path:
     """Everything ``predict`` needs without the training data: weights, config, vocabularies,
-    type filter, labels and thresholds, and the entity tagger if one was trained."""
+    type filter, labels and thresholds, and the entity tagger if one was trained.
+
+    An ensemble (``ensemble``: its members' count, sources and thetas, kept in ``meta.json``)
+    is saved like one model: all members' weights in ``model.pt``, the members' common config,
+    and its dev-calibrated theta as the one prediction uses."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / "model.pt")
     (directory / "config.yaml").write_text(
@@ -81,13 +87,16 @@ def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig
     meta = {"labels": data.labels, "max_distance": data.max_distance, "mode": cfg.data.mode,
             # the theta prediction uses: the config's, or for a model whose epoch was chosen at
             # its calibrated theta, that one (the pair the selection measured)
-            "theta": calibrated_theta if cfg.train.select_on == "dev_calibrated_f1"
+            "theta": calibrated_theta if (cfg.train.select_on == "dev_calibrated_f1"
+                                          or ensemble is not None)
             and calibrated_theta is not None else cfg.loss.theta,
             "loss_theta": cfg.loss.theta, "calibrated_theta": calibrated_theta,
             "loss_variant": cfg.loss.variant,
             # the longest sentence training saw: prediction's default record-length limit
             "max_train_tokens": int(train.sentences.lengths.max())
             if train is not None and len(train.sentences) else None}
+    if ensemble is not None:
+        meta["ensemble"] = ensemble
     (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     for name in ("tagger.pt", "tagger.json"):
         (directory / name).unlink(missing_ok=True)
@@ -98,7 +107,7 @@ def save_checkpoint(directory: Path, model: RelationModel, cfg: ExperimentConfig
 
 @dataclass
 class Checkpoint:
-    model: RelationModel
+    model: RelationModel | SeedEnsemble
     config: ExperimentConfig
     vocabs: Vocabularies
     type_filter: TypeFilter
@@ -113,7 +122,14 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     cfg = ExperimentConfig.model_validate(yaml.safe_load((d / "config.yaml").read_text("utf-8")))
     meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
     vocabs = Vocabularies.load(d / "vocab")
-    model = build_model(cfg.model, vocabs, len(meta["labels"]), meta["max_distance"])
+    model: RelationModel | SeedEnsemble
+    if meta.get("ensemble"):
+        n = int(meta["ensemble"]["members"])
+        model = SeedEnsemble([build_model(cfg.model, vocabs, len(meta["labels"]),
+                                          meta["max_distance"]) for _ in range(n)],
+                             [0.0] * n, cfg.loss.variant)  # (the shifts are in model.pt)
+    else:
+        model = build_model(cfg.model, vocabs, len(meta["labels"]), meta["max_distance"])
     model.load_state_dict(_weights(d / "model.pt", device))
     model.to(device).eval()
     return Checkpoint(model, cfg, vocabs, TypeFilter.load(d / "type_filter.json"), meta,

@@ -9,17 +9,18 @@ from relext_ray.config import ExperimentConfig
 from relext_ray.data.arrays import SplitArrays
 from relext_ray.data.batching import iterate
 from relext_ray.model.decision import decide_np, decision_scores
+from relext_ray.model.ensemble import SeedEnsemble
 from relext_ray.model.relation import RelationModel
 from relext_ray.training.metrics import Scores, score
 
 
 @torch.inference_mode()
-def decision_matrix(model: RelationModel, cfg: ExperimentConfig, arrays: SplitArrays,
+def decision_matrix(model: RelationModel | SeedEnsemble, cfg: ExperimentConfig, arrays: SplitArrays,
                     max_distance: int, device: torch.device) -> np.ndarray:
     """The decision scores of every instance of ``arrays``.
 
     Args:
-        model: The model (put in eval mode).
+        model: The model, or an ensemble of models (put in eval mode).
         cfg: The run's config (loss variant, evaluation batch size).
         arrays: The instances.
         max_distance: The corpus's position clip.
@@ -29,7 +30,7 @@ def decision_matrix(model: RelationModel, cfg: ExperimentConfig, arrays: SplitAr
         [N, C] float32, in the order of ``arrays``.
     """
     model.eval()
-    out = np.zeros((len(arrays), model.classes.out_features), dtype=np.float32)
+    out = np.zeros((len(arrays), model.n_classes), dtype=np.float32)
     for index, batch in iterate(arrays, cfg.train.eval_batch_size, cfg.train.batch_tokens,
                                     max_distance):
         o = model(batch.to(device))
