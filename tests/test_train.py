@@ -322,6 +322,16 @@ def test_a_final_model_trains_on_train_and_dev_for_its_epochs(tmp_path):
     meta = json.loads((result.checkpoint / "meta.json").read_text())
     assert meta["theta"] == cfg.loss.theta
 
+    # With averaged weights, the final model is the average after the last epoch.
+    from relext_ray.training.checkpoint import load_checkpoint
+    states = []
+    averaged = run(cfg.model_copy(update={"train": cfg.train.model_copy(update={
+        "weight_average": 0.9, "checkpoint_dir": tmp_path / "refit-averaged"})}),
+        on_state=lambda m, s: states.append(copy.deepcopy(s)))
+    saved = load_checkpoint(averaged.checkpoint).model.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in states[-1].average["shadow"].items())
+    assert not all(torch.equal(saved[k], v) for k, v in states[-1].model.items())
+
     # Its default folder is its own; a folder prepared for train alone is refused by name.
     assert load_experiment(DEMO, ["train.fit_on=train+dev"]).prepared_dir.name == "demo+dev"
     with pytest.raises(RelextError, match="training_splits"):

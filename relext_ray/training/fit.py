@@ -130,7 +130,8 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         on_state: Called after each epoch with its metrics and a resumable ``FitState``.
 
     Returns:
-        The model with its best weights, the best epoch and its dev scores, the per-epoch
+        The model with its best weights (their average, with ``train.weight_average``), the
+        best epoch and its dev scores, the per-epoch
         history and the mean seconds per epoch.
     """
     seed_everything(cfg.train.seed)
@@ -183,10 +184,10 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         bar.close()
         epoch_seconds.append(time.perf_counter() - t0)
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
-        scored = average.averaged(model) if average is not None else model
         if dev is None:
             best_epoch = epoch
         else:
+            scored = average.averaged(model) if average is not None else model
             matrix = decision_matrix(scored, cfg, dev, data.max_distance, device)
             dev_scores = scores_at(matrix, dev, cfg.loss.theta, data.labels, dev_missed)
             metrics.update({f"dev_{k}": v for k, v in dev_scores.summary().items()})
