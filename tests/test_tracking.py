@@ -163,7 +163,7 @@ def test_runs_started_side_by_side_on_a_fresh_store_both_start(tmp_path):
     with exclusive(db.with_name(db.name + ".lock"), "held by the test"):
         procs = [subprocess.Popen([sys.executable, "-c", _OPEN_STORE], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=log.open("w")) for log in logs]
-        wait_until_all_print(procs, logs, "is being created by another process")
+        wait_until_all_print(procs, logs, "another process is opening the MLflow store")
         assert not db.exists()  # nobody got past the lock
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
