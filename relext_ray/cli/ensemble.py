@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from relext_ray import console
+from relext_ray.cli.train import print_saved
 from relext_ray.errors import cli_exit
-from relext_ray.tracking.runs import ensemble_tracked, tracking_uri
+from relext_ray.tracking.runs import ensemble_tracked
 from relext_ray.training.ensemble import EnsembleResult
 
 
@@ -52,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         result, run_id, model_uri = ensemble_tracked(args.models, args.out, not args.no_track)
         print(format_ensemble(result))
-        print(f"checkpoint: {result.checkpoint}")
-        if run_id:
-            print(f"MLflow run {run_id} in {tracking_uri()}; model: {model_uri}")
+        print_saved(result.checkpoint, run_id, model_uri)
 
     return cli_exit(body)
 

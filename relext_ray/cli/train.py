@@ -14,6 +14,13 @@ from relext_ray.training.progress import RunProgress
 from relext_ray.training.run import format_result
 
 
+def print_saved(checkpoint: object, run_id: str | None, model_uri: str | None) -> None:
+    """Where a finished run's model is: its checkpoint and, if tracked, its MLflow run."""
+    print(f"checkpoint: {checkpoint}")
+    if run_id:
+        print(f"MLflow run {run_id} in {tracking_uri()}; model: {model_uri}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m relext_ray.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nothing to resume in {progress.path}: starting the run", flush=True)
         result, run_id, model_uri = run_tracked(cfg, callback=show, progress=progress)
         print(format_result(result))
-        print(f"checkpoint: {result.checkpoint}")
-        if run_id:
-            print(f"MLflow run {run_id} in {tracking_uri()}; model: {model_uri}")
+        print_saved(result.checkpoint, run_id, model_uri)
 
     return cli_exit(body)
 

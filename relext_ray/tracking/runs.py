@@ -29,7 +29,6 @@ from relext_ray.model.decision import top_class
 from relext_ray.model.vectors import tie_word_dim
 from relext_ray.prediction.inputs import default_output
 from relext_ray.prediction.job import predict
-from relext_ray.training.checkpoint import load_checkpoint
 from relext_ray.training.cv import CVResult, cross_validate
 from relext_ray.training.ensemble import EnsembleResult, build_ensemble
 from relext_ray.training.fit import EpochCallback
@@ -378,10 +377,9 @@ def ensemble_tracked(checkpoints: list[str | Path], out: Path, track: bool = Tru
     unless ``track`` is off: (result, run id, model URI)."""
     local = [resolve_model(c) for c in checkpoints]
     result = build_ensemble(local, out)
-    saved = load_checkpoint(result.checkpoint)
-    cfg, labels = saved.config, saved.meta["labels"]
     if not track:
         return result, None, None
+    cfg, labels = result.config, result.labels
     exp = experiment_id(cfg.tracking.experiment or f"relext-{cfg.name}")
     with mlflow.start_run(experiment_id=exp, run_name=f"ensemble-of-{len(local)}",
                           tags={"job": "ensemble"}) as run:

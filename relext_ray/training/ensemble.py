@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from relext_ray.config import ExperimentConfig
 from relext_ray.data.prepared import PreparedData, capped, ensure_prepared
 from relext_ray.errors import RelextError
 from relext_ray.model.ensemble import SeedEnsemble
@@ -41,6 +42,8 @@ class EnsembleResult:
     """The saved ensemble, its theta, its dev and test scores, and each member's."""
 
     checkpoint: Path
+    config: ExperimentConfig  # the members' (the first's seed)
+    labels: list[str]
     theta: float
     dev: Scores
     test: Scores
@@ -127,4 +130,4 @@ def build_ensemble(checkpoints: list[Path], out: Path,
     save_checkpoint(out, ensemble, cfg, data, theta, loaded[0].tagger, ensemble={
         "members": len(members), "sources": [m.source for m in members],
         "seeds": [m.seed for m in members], "thetas": [m.theta for m in members]})
-    return EnsembleResult(out, theta, dev, test, annotated, members)
+    return EnsembleResult(out, cfg, labels, theta, dev, test, annotated, members)
