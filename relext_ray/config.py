@@ -19,6 +19,7 @@ from relext_ray.registry import (
     Encoder,
     FitSplits,
     LossVariant,
+    LrSchedule,
     Mode,
     Optimizer,
     SchedulerType,
@@ -164,6 +165,10 @@ class TrainConfig(BaseModel):
         "bounds a batch's memory whatever a sentence's pair count"))
     optimizer: Optimizer = Field("rmsprop", description="rmsprop (the paper's), adam or adamw")
     lr: float = Field(1e-3, gt=0)
+    # Set before every step from the run's progress (epoch and pairs done), not kept in a
+    # scheduler's state, so a resumed run continues the schedule exactly.
+    lr_schedule: LrSchedule = Field("constant", description=(
+        "constant, or lr decayed to 0 by the end of train.epochs: linear or cosine"))
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (adamw: decoupled decay)")
     # RMSprop's moving average of squared gradients. PyTorch's default 0.99 makes the first
     # steps ten times lr and saturated the tanh layer in our runs (the model then predicts only

@@ -19,6 +19,8 @@ ALGORITHMS = ("tpe", "random")  # Optuna samplers of the search
 # what a search selects: the relation model, or the entity tagger (relext_ray.search.trainable)
 SEARCH_TASKS = ("relation", "tagger")
 OPTIMIZERS = ("rmsprop", "adam", "adamw")  # training optimizers (relext_ray.training.optimizers)
+# the learning rate over a run: constant, or decayed to 0 by its last epoch (same module)
+LR_SCHEDULES = ("constant", "linear", "cosine")
 # what early stopping selects the epoch on: dev F1 at the config's theta, or at the best theta
 SELECTIONS = ("dev_f1", "dev_calibrated_f1")
 # what the relation model trains on: train (dev selects the epoch), or train and dev together
@@ -41,5 +43,6 @@ SchedulerType = Literal[SCHEDULERS]  # type: ignore[valid-type]
 Algorithm = Literal[ALGORITHMS]  # type: ignore[valid-type]
 SearchTask = Literal[SEARCH_TASKS]  # type: ignore[valid-type]
 Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]
+LrSchedule = Literal[LR_SCHEDULES]  # type: ignore[valid-type]
 Selection = Literal[SELECTIONS]  # type: ignore[valid-type]
 FitSplits = Literal[FIT_SPLITS]  # type: ignore[valid-type]

@@ -155,6 +155,9 @@ def test_every_registered_name_has_its_implementation():
     for name in registry.OPTIMIZERS:
         opt = make_optimizer([torch.nn.Parameter(torch.zeros(2))], TrainConfig(optimizer=name))
         assert type(opt).__name__.lower() == name
+    from relext_ray.training.optimizers import LR_SCHEDULES
+
+    assert set(LR_SCHEDULES) == set(registry.LR_SCHEDULES)
 
 
 def test_the_repository_paths_the_package_names_exist():

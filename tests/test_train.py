@@ -102,29 +102,31 @@ def test_paper_settings_in_the_shipped_configs():
 
 @pytest.mark.usefixtures("ray_session")
 @pytest.mark.parametrize("sampling", [(), ("train.neg_ratio=2", "train.resample_negatives=true"),
-                                      ("train.weight_average=0.9",)],
-                         ids=["all-pairs", "fresh-negatives-each-epoch", "averaged-weights"])
+                                      ("train.weight_average=0.9",), ("train.lr_schedule=cosine",)],
+                         ids=["all-pairs", "fresh-negatives-each-epoch", "averaged-weights",
+                              "cosine-learning-rate"])
 def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_path, sampling):
     """What a Tune trial does after its worker died: continue from the last epoch's state
     (with resampled negatives too: epoch 3 of the resumed fit draws what it would have; with
-    averaged weights: the average goes on from where it was)."""
+    averaged weights: the average goes on from where it was; with a schedule: the rates go on
+    from where they were)."""
     from relext_ray.training.fit import FitState
     from relext_ray.training.run import run
 
-    cfg = demo_config(tmp_path, "train.epochs=4", "train.patience=4", *sampling)
-    straight = run(cfg, save=False)
-
     saved: list[Path] = []
 
-    def keep(metrics, state):
+    def keep(metrics, state):  # as the trial's checkpoint does: written at once, read back later
         path = tmp_path / f"state{metrics['epoch']}.pt"
         state.save(path)
         saved.append(path)
 
-    short = demo_config(tmp_path, "train.epochs=2", "train.patience=4", *sampling)
-    run(short, save=False, on_state=keep)
-    assert [p.name for p in saved] == ["state1.pt", "state2.pt"]
-    resumed = run(cfg, save=False, resume=FitState.load(saved[-1]))
+    cfg = demo_config(tmp_path, "train.epochs=4", "train.patience=4", *sampling)
+    straight = run(cfg, save=False, on_state=keep)
+    assert [p.name for p in saved] == ["state1.pt", "state2.pt", "state3.pt", "state4.pt"]
+    if "train.lr_schedule=cosine" in sampling:  # the rate the last step of each epoch had
+        rates = [h["lr"] for h in straight.history]
+        assert rates == sorted(rates, reverse=True) and rates[-1] < 0.1 * cfg.train.lr
+    resumed = run(cfg, save=False, resume=FitState.load(saved[1]))
 
     def timeless(history):
         return [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in history]
@@ -134,10 +136,12 @@ def test_a_fit_resumed_from_its_saved_state_matches_an_uninterrupted_one(tmp_pat
     assert resumed.test.to_dict() == straight.test.to_dict()
 
     # A state from the last epoch trains nothing more and gives the same result.
-    done: list[FitState] = []
-    run(cfg, save=False, resume=FitState.load(saved[-1]), on_state=lambda m, s: done.append(s))
-    again = run(cfg, save=False, resume=done[-1])
+    trained: list[dict] = []
+    again = run(cfg, save=False, resume=FitState.load(saved[-1]),
+                on_state=lambda m, s: trained.append(m))
+    assert trained == []
     assert timeless(again.history) == timeless(straight.history)
+    assert again.test.to_dict() == straight.test.to_dict()
 
 
 @pytest.mark.usefixtures("ray_session")
@@ -347,3 +351,21 @@ def test_train_and_dev_together_is_refused_where_dev_must_select():
                     ["experiment.train.fit_on=train+dev"])
     with pytest.raises(RelextError, match="fit_on"):
         cross_validate(load_experiment(DEMO, ["train.fit_on=train+dev"]), 5)
+
+
+@pytest.mark.parametrize(("schedule", "half", "end"), [("constant", 1.0, 1.0),
+                                                       ("linear", 0.5, 0.0),
+                                                       ("cosine", 0.5, 0.0)])
+def test_the_learning_rate_follows_its_schedule_over_the_run(schedule, half, end):
+    from relext_ray.config import TrainConfig
+    from relext_ray.training.optimizers import make_optimizer, set_learning_rate
+
+    t = TrainConfig(lr=0.01, lr_schedule=schedule, epochs=4)
+    opt = make_optimizer([torch.nn.Parameter(torch.zeros(2))], t)
+    assert set_learning_rate(opt, t, 0.0) == pytest.approx(0.01)
+    assert set_learning_rate(opt, t, 0.5) == pytest.approx(0.01 * half)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * half)
+    assert set_learning_rate(opt, t, 1.0) == pytest.approx(0.01 * end, abs=1e-12)
+    if schedule == "cosine":  # slow at both ends
+        assert set_learning_rate(opt, t, 0.1) > 0.01 * 0.9
+        assert set_learning_rate(opt, t, 0.9) < 0.01 * 0.1

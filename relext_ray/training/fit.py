@@ -30,7 +30,7 @@ from relext_ray.model.vectors import load_word_vectors
 from relext_ray.training.averaging import WeightAverage
 from relext_ray.training.evaluate import decision_matrix, scores_at
 from relext_ray.training.metrics import Scores, best_threshold
-from relext_ray.training.optimizers import make_optimizer
+from relext_ray.training.optimizers import make_optimizer, set_learning_rate
 
 
 def seed_everything(seed: int) -> None:
@@ -147,6 +147,7 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
     first = 1
+    scheduled = cfg.train.lr_schedule != "constant"
     if resume is not None:
         first = resume.restore(model, optimizer, rng, cfg.train.epochs, cfg.train.patience,
                                average)
@@ -165,6 +166,9 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
                                    unit="pair")
         for _, batch in iterate(seen, cfg.train.batch_size, cfg.train.batch_tokens,
                                   data.max_distance, rng, cfg.train.pairs_per_sentence):
+            if scheduled:
+                set_learning_rate(optimizer, cfg.train,
+                                  (epoch - 1 + n / max(len(seen.labels), 1)) / cfg.train.epochs)
             b = batch.to(device)
             o = model(b)
             parts = objective(o, b.labels)
@@ -184,6 +188,8 @@ def fit(cfg: ExperimentConfig, data: PreparedData, train: SplitArrays, dev: Spli
         bar.close()
         epoch_seconds.append(time.perf_counter() - t0)
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
+        if scheduled:
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
         if dev is None:
             best_epoch = epoch
         else:
